@@ -1,0 +1,35 @@
+"""Messages several protocols share."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+from sim.consensus.base import MESSAGE_HEADER_BYTES, Message
+from sim.ledger import Block
+from sim.workload.transaction import Transaction
+
+__all__ = ["BlockMsg", "ForwardTx"]
+
+
+@dataclass(frozen=True, slots=True)
+class ForwardTx(Message):
+    """A transaction handed from its origin node to the node that orders it."""
+
+    tx: Transaction
+    carries_txs = True
+
+    def size_bytes(self) -> int:
+        return MESSAGE_HEADER_BYTES + self.tx.size_bytes
+
+    def tx_ids(self) -> tuple[int, ...]:
+        return (self.tx.tx_id,)
+
+
+@dataclass(frozen=True, slots=True)
+class BlockMsg(Message):
+    """A whole block sent to a peer (header, transactions and proposer signature)."""
+
+    block: Block
+
+    def size_bytes(self) -> int:
+        return MESSAGE_HEADER_BYTES + self.block.size_bytes

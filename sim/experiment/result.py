@@ -1,0 +1,174 @@
+"""RunResult: the tables and summary of one run, and how they are built from a Simulation."""
+
+from __future__ import annotations
+
+import math
+from dataclasses import dataclass, field
+from typing import TYPE_CHECKING, Any
+
+import pandas as pd
+
+from sim.metrics.invariants import check_conservation, check_ledgers, check_safety
+from sim.metrics.summary import latency_summary, throughput_series
+
+if TYPE_CHECKING:
+    from sim.config import Scenario
+    from sim.experiment.simulation import Simulation
+
+__all__ = ["RunResult", "TABLES", "collect"]
+
+#: the tables every run has, in the order they are written
+TABLES = ("transactions", "blocks", "messages", "nodes", "consensus", "faults", "throughput")
+
+
+@dataclass
+class RunResult:
+    """Everything one run produced.
+
+    Attributes:
+        scenario: the validated scenario (``scenario.resolved()`` for plain data).
+        seed: the root seed used.
+        summary: one flat dict of headline numbers (see README, "Results").
+        tables: table name -> DataFrame (see :data:`TABLES`).
+        manifest: provenance (scenario, seed, version, git commit, times).
+    """
+
+    scenario: Scenario
+    seed: int
+    summary: dict[str, Any]
+    tables: dict[str, pd.DataFrame]
+    manifest: dict[str, Any] = field(default_factory=dict)
+
+    @property
+    def transactions(self) -> pd.DataFrame:
+        return self.tables["transactions"]
+
+    @property
+    def blocks(self) -> pd.DataFrame:
+        return self.tables["blocks"]
+
+    @property
+    def messages(self) -> pd.DataFrame:
+        return self.tables["messages"]
+
+    @property
+    def nodes(self) -> pd.DataFrame:
+        return self.tables["nodes"]
+
+    @property
+    def consensus(self) -> pd.DataFrame:
+        return self.tables["consensus"]
+
+    @property
+    def faults(self) -> pd.DataFrame:
+        return self.tables["faults"]
+
+    @property
+    def throughput(self) -> pd.DataFrame:
+        return self.tables["throughput"]
+
+    def summary_frame(self) -> pd.DataFrame:
+        """The summary as a one-row DataFrame."""
+        return pd.DataFrame([self.summary])
+
+
+def _messages_table(sim: Simulation) -> pd.DataFrame:
+    net = sim.network
+    keys = sorted(set(net.sent) | set(net.received) | set(net.dropped))
+    rows = [
+        {
+            "node_id": node,
+            "msg_type": kind,
+            "sent_count": net.sent.get((node, kind), [0, 0])[0],
+            "sent_bytes": net.sent.get((node, kind), [0, 0])[1],
+            "received_count": net.received.get((node, kind), [0, 0])[0],
+            "received_bytes": net.received.get((node, kind), [0, 0])[1],
+            "dropped_count": net.dropped.get((node, kind), 0),
+        }
+        for node, kind in keys
+    ]
+    cols = ["node_id", "msg_type", "sent_count", "sent_bytes", "received_count", "received_bytes", "dropped_count"]
+    return pd.DataFrame(rows, columns=cols)
+
+
+def _nodes_table(sim: Simulation) -> pd.DataFrame:
+    until = sim.env.now
+    return pd.DataFrame(
+        {
+            "node_id": [n.node_id for n in sim.nodes],
+            "region": [sim.topology.region[n.node_id] for n in sim.nodes],
+            "up": [n.up for n in sim.nodes],
+            "cpu_utilization": [n.cpu.utilization(until) for n in sim.nodes],
+            "cpu_jobs": [n.cpu.jobs for n in sim.nodes],
+            "mempool_mean_tx": [n.mempool.mean_tx(until) for n in sim.nodes],
+            "mempool_peak_tx": [n.mempool.peak_tx for n in sim.nodes],
+            "mempool_end_tx": [len(n.mempool) for n in sim.nodes],
+            "ledger_height": [n.ledger.height for n in sim.nodes],
+            "applied_height": [n.applied_height for n in sim.nodes],
+        }
+    )
+
+
+def _faults_table() -> pd.DataFrame:
+    return pd.DataFrame(columns=["time_s", "kind", "target", "detail"])
+
+
+def collect(sim: Simulation, wall_time_s: float, manifest: dict[str, Any] | None = None) -> RunResult:
+    """Build the tables, summary and invariant results of a finished simulation."""
+    scenario = sim.scenario
+    rec = sim.recorder
+    transactions = rec.transactions_table()
+    duration_s = sim.env.now
+    tables = {
+        "transactions": transactions,
+        "blocks": rec.blocks_table(),
+        "messages": _messages_table(sim),
+        "nodes": _nodes_table(sim),
+        "consensus": rec.consensus_table(),
+        "faults": _faults_table(),
+        "throughput": throughput_series(transactions, duration_s, scenario.metrics.throughput_bin_s),
+    }
+    honest = range(sim.n)
+    ledgers = [n.ledger for n in sim.nodes]
+    safety, safety_notes = check_safety(ledgers, honest)
+    integrity, integrity_notes = check_ledgers(ledgers, honest)
+    submitted = len(sim.txs)
+    if rec.enabled:
+        conservation, conservation_notes = check_conservation(transactions, submitted, sim.pending_tx_ids())
+    else:
+        conservation, conservation_notes = 0, ["not checked: metrics.enabled = false"]
+    outcomes = transactions["outcome"].value_counts()
+    messages, size_bytes = sim.network.totals()
+    committed = int(outcomes.get("committed", 0))
+    summary: dict[str, Any] = {
+        "scenario": scenario.name,
+        "protocol": scenario.protocol.name,
+        "nodes": sim.n,
+        "seed": sim.seed,
+        "submitted": submitted,
+        "committed": committed,
+        "rejected": int(outcomes.get("rejected", 0)),
+        "dropped": int(outcomes.get("dropped", 0)),
+        "pending": int(outcomes.get("pending", 0)),
+    }
+    summary.update(latency_summary(transactions, scenario.warmup_s, duration_s))
+    summary.update(
+        {
+            "blocks": int(max(n.ledger.height for n in sim.nodes)),
+            "messages": messages,
+            "bytes": size_bytes,
+            "messages_per_tx": messages / committed if committed else math.nan,
+            "bytes_per_tx": size_bytes / committed if committed else math.nan,
+            "leader_changes": int((tables["consensus"]["kind"] == "leader_elected").sum()) if len(tables["consensus"]) else 0,
+            "safety_violations": safety,
+            "ledger_violations": integrity,
+            "conservation_violations": conservation,
+            "invariant_notes": safety_notes + integrity_notes + conservation_notes,
+            "cpu_utilization_max": float(tables["nodes"]["cpu_utilization"].max()),
+            "sim_time_s": float(duration_s),
+            "wall_time_s": float(wall_time_s),
+            "events": int(sim.env.events_scheduled),
+            "events_per_wall_s": float(sim.env.events_scheduled / wall_time_s) if wall_time_s > 0 else math.nan,
+        }
+    )
+    return RunResult(scenario=scenario, seed=sim.seed, summary=summary, tables=tables, manifest=manifest or {})

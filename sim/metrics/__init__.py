@@ -1,0 +1,1 @@
+"""Metrics: the Recorder, its records, summaries and invariant checks."""

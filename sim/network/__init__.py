@@ -1,0 +1,1 @@
+"""Network: topologies, links, message accounting."""

@@ -1,0 +1,1 @@
+"""A node: CPU, mempool, ledger and its protocol, seen through a NodeContext."""

@@ -1,0 +1,148 @@
+"""The protocol's window on the world: everything a protocol may touch."""
+
+from __future__ import annotations
+
+from collections.abc import Iterable, Sequence
+from dataclasses import dataclass, field
+from typing import TYPE_CHECKING, Any
+
+import numpy as np
+
+from sim.ledger import Block, tx_digest
+
+if TYPE_CHECKING:
+    from sim.consensus.base import Message
+    from sim.node.mempool import Mempool
+    from sim.node.node import Node
+    from sim.workload.transaction import Transaction
+
+__all__ = ["NodeContext", "Timer"]
+
+
+@dataclass(eq=False)
+class Timer:
+    """Handle of a pending timer; pass it to ``ctx.cancel_timer``."""
+
+    name: str
+    data: Any
+    fire_s: float
+    epoch: int
+    cancelled: bool = field(default=False)
+
+
+class NodeContext:
+    """What one node's protocol sees. Protocols call only these members.
+
+    Attributes:
+        node_id: this node's id (0..n-1).
+        nodes: every node id in the network.
+        peers: this node's overlay neighbours (every other node on a full mesh).
+        rng: this node's protocol random stream.
+    """
+
+    def __init__(self, node: Node, nodes: Sequence[int], peers: Sequence[int], rng: np.random.Generator) -> None:
+        self._node = node
+        self.node_id = node.node_id
+        self.nodes = tuple(nodes)
+        self.peers = tuple(peers)
+        self.others = tuple(i for i in nodes if i != node.node_id)
+        self.rng = rng
+
+    @property
+    def n(self) -> int:
+        """Number of nodes in the network."""
+        return len(self.nodes)
+
+    @property
+    def now(self) -> float:
+        """Simulated time, seconds."""
+        return self._node.env.now
+
+    @property
+    def mempool(self) -> Mempool:
+        """This node's mempool."""
+        return self._node.mempool
+
+    @property
+    def ledger_height(self) -> int:
+        """Height of the last block delivered here."""
+        return self._node.ledger.height
+
+    @property
+    def ledger_head_hash(self) -> bytes:
+        """Hash of the last block delivered here (genesis hash when empty)."""
+        return self._node.ledger.head_hash
+
+    # --------------------------------------------------------------- messages
+
+    def send(self, dst: int, msg: Message) -> None:
+        """Sign ``msg`` on this node's CPU, then send it to ``dst``."""
+        self._node.send(dst, msg)
+
+    def broadcast(self, msg: Message, include_self: bool = False) -> None:
+        """Sign once, then send a copy to every other node (and to self if asked)."""
+        self._node.multicast(self.nodes if include_self else self.others, msg)
+
+    def multicast(self, dsts: Iterable[int], msg: Message) -> None:
+        """Sign once, then send a copy to each of ``dsts``."""
+        self._node.multicast(dsts, msg)
+
+    # ----------------------------------------------------------------- timers
+
+    def set_timer(self, delay_s: float, name: str, data: Any = None) -> Timer:
+        """Call the protocol's ``on_timer(name, data)`` after ``delay_s`` seconds."""
+        return self._node.set_timer(delay_s, name, data)
+
+    def cancel_timer(self, timer: Timer | None) -> None:
+        """Cancel a pending timer (None and already-fired timers are ignored)."""
+        if timer is not None:
+            timer.cancelled = True
+
+    # -------------------------------------------------------------------- CPU
+
+    def cpu(self, cost_s: float) -> float:
+        """Queue ``cost_s`` seconds of work on this node's CPU; return its completion time."""
+        return self._node.cpu_work(cost_s)
+
+    @property
+    def sign_s(self) -> float:
+        """CPU seconds to sign one message."""
+        return self._node.costs.sign_s
+
+    @property
+    def verify_s(self) -> float:
+        """CPU seconds to verify one signature."""
+        return self._node.costs.verify_s
+
+    # ---------------------------------------------------- transactions, blocks
+
+    def admit(self, tx: Transaction) -> bool:
+        """Put a transaction handed over by a peer into this node's mempool (False if rejected)."""
+        return self._node.admit(tx, notify=False)
+
+    def tx_dropped(self, tx_ids: Iterable[int], reason: str) -> None:
+        """Tell the recorder that this node gave up these transactions."""
+        self._node.sim.recorder.txs_dropped(list(tx_ids), self.node_id, self.now, reason)
+
+    def make_block(self, height: int, prev_hash: bytes, txs: Sequence[Transaction], round: int = 0) -> Block:
+        """Build a block of ``txs`` on ``prev_hash`` proposed by this node now."""
+        block = Block.build(
+            height=height,
+            prev_hash=prev_hash,
+            proposer=self.node_id,
+            created_s=self.now,
+            tx_ids=tuple(tx.tx_id for tx in txs),
+            tx_hashes=tuple(tx_digest(tx.tx_id, tx.tx_type, tx.origin, tx.size_bytes) for tx in txs),
+            tx_bytes=sum(tx.size_bytes for tx in txs),
+            round=round,
+        )
+        self._node.sim.block_created(block, txs)
+        return block
+
+    def deliver_block(self, block: Block) -> None:
+        """Commit ``block`` at this node: append to the ledger, execute, apply."""
+        self._node.deliver_block(block)
+
+    def record(self, kind: str, **fields: Any) -> None:
+        """Record a consensus event (election, view change, new leader, round ...)."""
+        self._node.sim.recorder.consensus_event(self.node_id, self.now, kind, fields)
