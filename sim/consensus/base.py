@@ -83,6 +83,10 @@ class Protocol(ABC):
 
     name: ClassVar[str]
     Params: ClassVar[type[ProtocolParams]] = ProtocolParams
+    #: False (default): a client learns its transaction is final when its origin node
+    #: applies the block. True: the protocol decides, calling ``ctx.confirm_to_client``
+    #: (e.g. PBFT, where the client waits for f + 1 matching replies).
+    confirms_by_replies: ClassVar[bool] = False
 
     def __init__(self, ctx: NodeContext, params: ProtocolParams) -> None:
         self.ctx = ctx
@@ -92,6 +96,11 @@ class Protocol(ABC):
     def check(cls, params: ProtocolParams, n_nodes: int) -> list[str]:
         """Problems with ``params`` for a network of ``n_nodes`` (empty when fine)."""
         return []
+
+    @classmethod
+    def crash_tolerance(cls, params: ProtocolParams, n_nodes: int) -> int:
+        """How many crashed nodes the protocol keeps committing through (0 if none)."""
+        return 0
 
     def on_start(self) -> None:
         """Called once at time 0."""

@@ -114,6 +114,10 @@ class Raft(Protocol):
             )
         return problems
 
+    @classmethod
+    def crash_tolerance(cls, params: ProtocolParams, n_nodes: int) -> int:
+        return (n_nodes - 1) // 2
+
     # ---------------------------------------------------------------- state
 
     def on_start(self) -> None:

@@ -71,7 +71,9 @@ class Recorder:
 
     # ------------------------------------------------------------------ blocks
 
-    def block_applied(self, node_id: int, block: Block, time_s: float, info: BlockInfo) -> None:
+    def block_applied(
+        self, node_id: int, block: Block, time_s: float, info: BlockInfo, confirm_origin: bool = True
+    ) -> None:
         row = self.blocks.get(block.block_hash)
         if row is None:
             self.blocks[block.block_hash] = row = {
@@ -91,12 +93,18 @@ class Recorder:
                     decided[tx_id] = time_s
                     height[tx_id] = block.height
         row["applied_nodes"] = int(row["applied_nodes"]) + 1  # type: ignore[call-overload]
-        own = info.by_origin.get(node_id)
+        own = info.by_origin.get(node_id) if confirm_origin else None
         if own:
             commit = self.commit_s
             for tx_id in own:
                 if commit[tx_id] != commit[tx_id]:
                     commit[tx_id] = time_s
+
+    def txs_confirmed(self, tx_ids: Sequence[int], time_s: float) -> None:
+        commit = self.commit_s
+        for tx_id in tx_ids:
+            if commit[tx_id] != commit[tx_id]:
+                commit[tx_id] = time_s
 
     def consensus_event(self, node_id: int, time_s: float, kind: str, fields: dict[str, object]) -> None:
         self.consensus.append(ConsensusRecord(node_id, time_s, kind, dict(fields)))
@@ -175,7 +183,12 @@ class NullRecorder(Recorder):
     def txs_proposed(self, tx_ids: Sequence[int], time_s: float) -> None:
         pass
 
-    def block_applied(self, node_id: int, block: Block, time_s: float, info: BlockInfo) -> None:
+    def block_applied(
+        self, node_id: int, block: Block, time_s: float, info: BlockInfo, confirm_origin: bool = True
+    ) -> None:
+        pass
+
+    def txs_confirmed(self, tx_ids: Sequence[int], time_s: float) -> None:
         pass
 
     def consensus_event(self, node_id: int, time_s: float, kind: str, fields: dict[str, object]) -> None:

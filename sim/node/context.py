@@ -143,6 +143,14 @@ class NodeContext:
         """Commit ``block`` at this node: append to the ledger, execute, apply."""
         self._node.deliver_block(block)
 
+    def confirm_to_client(self, tx_ids: Iterable[int]) -> None:
+        """The clients of these transactions (at this origin node) now know they are final.
+
+        Only for protocols with ``confirms_by_replies = True``; sets each transaction's
+        ``commit_s`` once.
+        """
+        self._node.sim.recorder.txs_confirmed(list(tx_ids), self.now)
+
     def record(self, kind: str, **fields: Any) -> None:
         """Record a consensus event (election, view change, new leader, round ...)."""
         self._node.sim.recorder.consensus_event(self.node_id, self.now, kind, fields)

@@ -53,6 +53,7 @@ class Node:
         self._bits_per_hash_s = costs.hash_rate_bps
         self.ctx = NodeContext(self, range(sim.n), tuple(peers), protocol_rng)
         self.protocol: Protocol = sim.protocol_cls(self.ctx, sim.scenario.protocol)
+        self._confirms_by_replies = sim.protocol_cls.confirms_by_replies
 
     # ------------------------------------------------------------------- CPU
 
@@ -161,7 +162,9 @@ class Node:
             self.applied_height = block.height
             if len(self.mempool):
                 self.mempool.remove(block.tx_ids, self.env.now)
-            self.sim.recorder.block_applied(self.node_id, block, self.env.now, self.sim.block_info(block))
+            self.sim.recorder.block_applied(
+                self.node_id, block, self.env.now, self.sim.block_info(block), not self._confirms_by_replies
+            )
 
     # ------------------------------------------------------- crash / recovery
 
