@@ -50,6 +50,12 @@ class NetworkConfig(StrictModel):
     # US ONC recommended minimum for a hospital: 100 Mbps (shared/reference).
     bandwidth_bps: float = Field(100e6, gt=0, description="uplink bandwidth of every node, bits/s")
     loss_rate: float = Field(0.0, ge=0, lt=1, description="probability a message is lost")
+    mode: Literal["message", "phase", "auto"] = Field(
+        "message",
+        description="message: every message is an event; phase: all-to-all phases and gossip computed "
+        "with numpy by protocols that support it; auto: phase from phase_mode_min_nodes up",
+    )
+    phase_mode_min_nodes: int = Field(64, ge=1, description="with mode = auto, use phase mode from this many nodes")
 
     @field_validator("topology")
     @classmethod

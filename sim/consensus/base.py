@@ -87,6 +87,9 @@ class Protocol(ABC):
     #: applies the block. True: the protocol decides, calling ``ctx.confirm_to_client``
     #: (e.g. PBFT, where the client waits for f + 1 matching replies).
     confirms_by_replies: ClassVar[bool] = False
+    #: True if the protocol computes its all-to-all phases (or gossip) in phase mode
+    #: when ``ctx.phase_mode`` is True; False: it always moves every message as an event.
+    supports_phase_mode: ClassVar[bool] = False
 
     def __init__(self, ctx: NodeContext, params: ProtocolParams) -> None:
         self.ctx = ctx

@@ -76,6 +76,8 @@ class Simulation:
             on_tx_drop=lambda ids, node, why: self.recorder.txs_dropped(ids, node, self.env.now, why),
         )
         self.protocol_cls = get_protocol(scenario.protocol.name)
+        wants_phase = net.mode == "phase" or (net.mode == "auto" and net.nodes >= net.phase_mode_min_nodes)
+        self.phase_mode = wants_phase and self.protocol_cls.supports_phase_mode
         self.txs: list[Transaction] = []
         self._block_info: dict[bytes, BlockInfo] = {}
         self.nodes: list[Node] = [

@@ -49,6 +49,11 @@ class NodeContext:
         self.rng = rng
 
     @property
+    def phase_mode(self) -> bool:
+        """True if this run resolves all-to-all phases with numpy (see DESIGN.md, two modes)."""
+        return self._node.sim.phase_mode
+
+    @property
     def n(self) -> int:
         """Number of nodes in the network."""
         return len(self.nodes)
