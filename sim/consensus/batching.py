@@ -39,17 +39,14 @@ class BlockCutter:
 
     def poke(self) -> None:
         """Transactions arrived: cut full batches now, arm the timer for a partial one."""
-        if not self.enabled:
-            return
         mempool = self.ctx.mempool
         p = self.params
-        while len(mempool) >= p.max_block_tx or (mempool.size_bytes >= p.max_block_bytes and len(mempool)):
+        while self.enabled and len(mempool) and (
+            len(mempool) >= p.max_block_tx or mempool.size_bytes >= p.max_block_bytes or p.batch_timeout_s <= 0
+        ):
             self._cut()
-        if len(mempool) and self._timer is None:
-            if p.batch_timeout_s <= 0:
-                self._cut()
-            else:
-                self._timer = self.ctx.set_timer(p.batch_timeout_s, self.timer_name)
+        if self.enabled and len(mempool) and self._timer is None:
+            self._timer = self.ctx.set_timer(p.batch_timeout_s, self.timer_name)
 
     def on_timer(self) -> None:
         """The batch timeout fired: cut whatever is waiting."""

@@ -88,6 +88,10 @@ class RaftParams(ProtocolParams):
     heartbeat_s: float = Field(0.050, gt=0, description="leader heartbeat interval, seconds")
     max_entries_per_append: int = Field(64, ge=1, description="most blocks in one AppendEntries")
     notify_commit: bool = Field(True, description="tell followers at once when the commit index advances")
+    # Flow control in the spirit of etcd raft's MaxInflightMsgs: a leader stops cutting
+    # blocks while this many are appended but uncommitted, so overload backs up into
+    # its bounded mempool instead of an unbounded log.
+    max_uncommitted_blocks: int = Field(64, ge=1, description="leader pauses cutting at this many uncommitted blocks")
 
 
 @register_protocol
@@ -230,6 +234,8 @@ class Raft(Protocol):
 
     def _propose(self, batch: list[Transaction]) -> None:
         self._append(self.ctx.make_block(self.last_index + 1, self._hash_at(self.last_index), batch, round=self.term))
+        if self.last_index - self.commit_index >= self.params.max_uncommitted_blocks:
+            self.cutter.stop()
 
     def _send_append(self, peer: int) -> None:
         start = self.next_index[peer]
@@ -257,6 +263,9 @@ class Raft(Protocol):
         for i in range(self.commit_index + 1, index + 1):
             self.ctx.deliver_block(self.log[i - 1].block)
         self.commit_index = index
+        if self.role == "leader" and not self.cutter.enabled:
+            if self.last_index - self.commit_index < self.params.max_uncommitted_blocks:
+                self.cutter.start()
 
     # ---------------------------------------------------------------- handlers
 

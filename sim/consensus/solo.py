@@ -5,6 +5,10 @@ orderer cuts blocks by size or batch timeout, appends each to its own ledger
 and broadcasts it; every node delivers blocks in height order. With
 ``max_block_tx = 1``, no signing cost and a single origin at the orderer, the
 orderer is a FIFO single-server queue (M/M/1 or M/D/1, see tests).
+
+The orderer cuts the next block only once it has executed the previous one, so
+under overload the queue builds in its bounded mempool (and arrivals beyond the
+bound are rejected) rather than in an unbounded backlog of CPU work.
 """
 
 from __future__ import annotations
@@ -61,16 +65,23 @@ class Solo(Protocol):
             self.ctx.send(self.params.orderer, ForwardTx(tx))
 
     def on_timer(self, name: str, data: object) -> None:
-        if self.cutter is not None:
+        assert self.cutter is not None
+        if name == "executed":
+            self.cutter.start()
+        else:
             self.cutter.on_timer()
 
     def _propose(self, batch: list[Transaction]) -> None:
+        assert self.cutter is not None
         block = self.ctx.make_block(self.next_height, self.prev_hash, batch)
         self.next_height += 1
         self.prev_hash = block.block_hash
-        self.ctx.deliver_block(block)
+        applied_s = self.ctx.deliver_block(block)
         if self.ctx.n > 1:
             self.ctx.broadcast(BlockMsg(block))
+        if applied_s > self.ctx.now:  # busy executing: cut the next block when done
+            self.cutter.stop()
+            self.ctx.set_timer(applied_s - self.ctx.now, "executed")
 
     def on_message(self, src: int, msg: Message) -> None:
         if isinstance(msg, ForwardTx):

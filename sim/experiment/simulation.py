@@ -145,9 +145,14 @@ class Simulation:
             on_progress(self.env.now)
 
     def pending_tx_ids(self) -> set[int]:
-        """Transactions still held somewhere: mempools, protocol state or forwarding messages."""
+        """Transactions still held somewhere: signature checks at the origin, mempools,
+        protocol state, forwarding messages, or blocks delivered to a ledger whose
+        execution has not finished."""
         held: set[int] = set(self.network.in_flight())
         for node in self.nodes:
             held.update(tx.tx_id for tx in node.mempool)
+            held.update(node.verifying)
             held.update(node.protocol.pending_tx_ids())
+            for height in range(node.applied_height + 1, node.ledger.height + 1):
+                held.update(node.ledger.block_at(height).tx_ids)
         return held

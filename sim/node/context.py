@@ -144,9 +144,13 @@ class NodeContext:
         self._node.sim.block_created(block, txs)
         return block
 
-    def deliver_block(self, block: Block) -> None:
-        """Commit ``block`` at this node: append to the ledger, execute, apply."""
-        self._node.deliver_block(block)
+    def deliver_block(self, block: Block) -> float:
+        """Commit ``block`` at this node: append to the ledger, execute, apply.
+
+        Returns:
+            The simulated time at which execution finishes and the block is applied.
+        """
+        return self._node.deliver_block(block)
 
     def confirm_to_client(self, tx_ids: Iterable[int]) -> None:
         """The clients of these transactions (at this origin node) now know they are final.

@@ -46,6 +46,7 @@ class Node:
         self.mempool = Mempool(costs.mempool_capacity_tx)
         self.ledger = Ledger()
         self.applied_height = 0
+        self.verifying: set[int] = set()  # submitted transactions whose signature check is queued
         self.up = True
         self.epoch = 0  # bumped on crash: timers and CPU work of an earlier life never fire
         self._cpu_rng = cpu_rng
@@ -126,10 +127,12 @@ class Node:
         if done_s <= self.env.now:
             self.admit(tx, notify=True)
             return
+        self.verifying.add(tx.tx_id)
         event = self.env.timeout(done_s - self.env.now)
         event.callbacks.append(lambda _e: self._admit_after_verify(tx, epoch))
 
     def _admit_after_verify(self, tx: Transaction, epoch: int) -> None:
+        self.verifying.discard(tx.tx_id)
         if self.up and self.epoch == epoch:
             self.admit(tx, notify=True)
         else:
@@ -148,13 +151,18 @@ class Node:
 
     # ----------------------------------------------------------------- blocks
 
-    def deliver_block(self, block: Block) -> None:
-        """Append a decided block, execute its transactions on the CPU, then apply it."""
+    def deliver_block(self, block: Block) -> float:
+        """Append a decided block, execute its transactions on the CPU, then apply it.
+
+        Returns:
+            The time the block is applied (execution done).
+        """
         self.ledger.append(block)
         info = self.sim.block_info(block)
         cost_s = self._cost(info.execute_s * self.costs.execute_scale, block.tx_count)
         done_s = self.cpu.reserve(self.env.now, cost_s)
         self._at(done_s, self._apply_through, block.height)
+        return done_s
 
     def _apply_through(self, height: int) -> None:
         while self.applied_height < min(height, self.ledger.height):
