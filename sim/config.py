@@ -121,7 +121,7 @@ class Scenario(StrictModel):
     seed: int = Field(1, ge=0, description="root seed of every random stream")
     network: NetworkConfig = Field(default_factory=NetworkConfig)
     node: NodeConfig = Field(default_factory=NodeConfig)
-    protocol: SerializeAsAny[ProtocolParams] = Field(default_factory=ProtocolParams)
+    protocol: SerializeAsAny[ProtocolParams] = Field(default_factory=lambda: {"name": "raft"})  # type: ignore[arg-type]
     workload: WorkloadConfig = Field(default_factory=WorkloadConfig)
     metrics: MetricsConfig = Field(default_factory=MetricsConfig)
 

@@ -114,6 +114,15 @@ class Simulation:
         self.txs.append(tx)
         self.nodes[tx.origin].submit(tx)
 
+    def submit_now(self, origin: int, tx_type: str = "claim") -> Transaction:
+        """Submit one transaction of ``tx_type`` at ``origin`` now (for tests and notebooks)."""
+        from sim.workload.types import TX_TYPES
+
+        kind = TX_TYPES[tx_type]
+        tx = Transaction(len(self.txs), kind.name, origin, self.env.now, kind.size_bytes, kind.execute_s)
+        self._submit(tx)
+        return tx
+
     def block_created(self, block: Block, txs: Sequence[Transaction]) -> None:
         """A protocol built ``block`` from ``txs``: index it and mark the transactions proposed."""
         if block.block_hash not in self._block_info:
