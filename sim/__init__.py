@@ -7,6 +7,7 @@ Quick use from a notebook::
     result.summary["throughput_tps"], result.transactions.head()
 """
 
+from sim import plots
 from sim.config import Scenario, load_scenario
 from sim.consensus.base import Protocol, ProtocolParams, get_protocol, protocol_names, register_protocol
 from sim.errors import HcsimError, ScenarioError
@@ -28,6 +29,7 @@ __all__ = [
     "__version__",
     "get_protocol",
     "load_scenario",
+    "plots",
     "protocol_names",
     "read_run",
     "register_protocol",

@@ -126,5 +126,39 @@ def list_(what: str) -> None:
         click.echo(name)
 
 
+@main.command()
+@click.option("--quick", is_flag=True, help="Shorter runs with proportionally wider tolerances.")
+@click.option("--case", "cases", multiple=True, metavar="NAME", help="Run only these cases (repeatable).")
+@click.option("--out", type=click.Path(path_type=Path), default=None, help="Also write the table as CSV here.")
+def validate(quick: bool, cases: tuple[str, ...], out: Path | None) -> None:
+    """Check the simulator against theory and published results; exit 1 on any failure."""
+    from sim.validation import run_validation
+
+    try:
+        table = run_validation(quick=quick, names=list(cases) or None)
+    except KeyError as exc:
+        _fail(str(exc.args[0]))
+        return
+    click.echo(format_validation(table))
+    if out is not None:
+        out.parent.mkdir(parents=True, exist_ok=True)
+        table.to_csv(out, index=False)
+    failed = int((table["verdict"] != "pass").sum())
+    click.echo(f"{len(table) - failed} passed, {failed} failed")
+    if failed:
+        sys.exit(1)
+
+
+def format_validation(table: Any) -> str:
+    """The validation table as aligned text: case, reference, simulated, tolerance, verdict."""
+    lines = [f"{'case':<34} {'reference':>12} {'simulated':>12} {'tolerance':>11}  {'unit':<16} verdict"]
+    for row in table.itertuples():
+        lines.append(
+            f"{row.case:<34} {row.reference_value:>12.5g} {row.simulated_value:>12.5g} {row.tolerance:>11.3g}  "
+            f"{row.unit:<16} {row.verdict}"
+        )
+    return "\n".join(lines)
+
+
 if __name__ == "__main__":
     main()
