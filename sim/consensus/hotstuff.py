@@ -211,7 +211,7 @@ class HotStuffParams(ProtocolParams):
 
     name: str = "hotstuff"
     f: int | None = Field(None, ge=0, description="Byzantine faults tolerated; None = (n - 1) // 3")
-    # Assumption (the task's default): 1 s, well above a regional round trip.
+    # Assumption: 1 s, ten times a cross-continent round trip; the paper leaves it open.
     view_timeout_s: float = Field(1.0, gt=0, description="base view timeout, seconds; doubles per consecutive timeout")
 
 
