@@ -26,7 +26,10 @@ from sim.experiment.simulation import Simulation
 from tests.conftest import small_scenario
 
 #: protocol name -> extra scenario keys (dotted with "__") for the suite
-SUITE_SETTINGS: dict[str, dict[str, Any]] = {}
+SUITE_SETTINGS: dict[str, dict[str, Any]] = {
+    "hotstuff": {"protocol__view_timeout_s": 0.5},  # a crashed leader costs one timeout per n views
+    "tendermint": {"protocol__timeout_propose_s": 0.5} | {f"protocol__timeout_{k}_s": 0.2 for k in ("prevote", "precommit", "commit")},
+}
 
 #: seconds before the end after which a transaction may still be in flight
 SETTLE_S = 3.0
