@@ -92,6 +92,21 @@ class NodeContext:
         """Sign once, then send a copy to each of ``dsts``."""
         self._node.multicast(dsts, msg)
 
+    def flood(self, msg: Message) -> None:
+        """Phase mode: sign once, then flood ``msg`` to every node over the peer graph.
+
+        Equivalent to every node relaying the message once to each peer but its sender
+        (see :mod:`sim.network.gossip`); receivers get it through ``on_message`` as usual
+        and must not relay it again.
+        """
+        node = self._node
+        if not node.up:
+            return
+        ready_s = node.cpu.reserve(self.now, node.costs.sign_s)
+        # what each relay spends before sending on: the receive-side checks, then a signature
+        relay_s = msg.signatures * node.costs.verify_s + msg.size_bytes() * 8.0 / node.costs.hash_rate_bps
+        node.sim.network.flood(self.node_id, msg, ready_s, node.sim.topology.peers, relay_s + node.costs.sign_s)
+
     # ----------------------------------------------------------------- timers
 
     def set_timer(self, delay_s: float, name: str, data: Any = None) -> Timer:
