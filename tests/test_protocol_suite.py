@@ -26,7 +26,11 @@ from sim.experiment.simulation import Simulation
 from tests.conftest import small_scenario
 
 #: protocol name -> extra scenario keys (dotted with "__") for the suite
-SUITE_SETTINGS: dict[str, dict[str, Any]] = {}
+SUITE_SETTINGS: dict[str, dict[str, Any]] = {
+    "clique": {"protocol__period_s": 0.5, "protocol__wiggle_s": 0.05, "protocol__confirmations": 2},
+    "aura": {"protocol__step_s": 0.1, "protocol__confirmations": 2},
+    "pow": {"protocol__block_interval_s": 0.05, "protocol__confirmations": 3, "network__latency_s": 0.001},
+}
 
 #: seconds before the end after which a transaction may still be in flight
 SETTLE_S = 3.0
