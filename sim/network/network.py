@@ -53,7 +53,9 @@ class Network:
         n = delay_s.shape[0]
         self.env = env
         self.n = n
-        self.delay_s: list[list[float]] = np.asarray(delay_s, dtype=float).tolist()
+        self.delay_s: np.ndarray = np.asarray(delay_s, dtype=float)
+        # rows as Python lists, made on a node's first send: O(n) per sender, not O(n^2) up front
+        self._delay_rows: list[list[float] | None] = [None] * n
         self.bandwidth_bps = [float(bandwidth_bps)] * n
         self.jitter_s = jitter_s
         self.loss_rate = loss_rate
@@ -103,7 +105,10 @@ class Network:
         else:
             counter[0] += 1
             counter[1] += size
-        arrival_s = start_s + tx_time_s + self.delay_s[src][dst] + self.extra_delay_s
+        row = self._delay_rows[src]
+        if row is None:
+            row = self._delay_rows[src] = self.delay_s[src].tolist()
+        arrival_s = start_s + tx_time_s + row[dst] + self.extra_delay_s
         if self.jitter_s > 0:
             arrival_s += self._rng.uniform(0.0, self.jitter_s)
         lost = self.loss_rate > 0 and self._rng.random() < self.loss_rate

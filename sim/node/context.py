@@ -43,10 +43,18 @@ class NodeContext:
     def __init__(self, node: Node, nodes: Sequence[int], peers: Sequence[int], rng: np.random.Generator) -> None:
         self._node = node
         self.node_id = node.node_id
-        self.nodes = tuple(nodes)
+        # a range stays a range: n contexts holding n-tuples would cost O(n^2) memory
+        self.nodes: Sequence[int] = nodes if isinstance(nodes, range) else tuple(nodes)
         self.peers = tuple(peers)
-        self.others = tuple(i for i in nodes if i != node.node_id)
+        self._others: tuple[int, ...] | None = None
         self.rng = rng
+
+    @property
+    def others(self) -> tuple[int, ...]:
+        """Every node but this one (made on first use)."""
+        if self._others is None:
+            self._others = tuple(i for i in self.nodes if i != self.node_id)
+        return self._others
 
     @property
     def phase_mode(self) -> bool:
