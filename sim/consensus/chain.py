@@ -318,14 +318,15 @@ class ChainProtocol(Protocol):
             if entry is None:
                 continue
             new.append(entry)
-            stack = [entry]
-            while stack:  # blocks that were waiting for this one
-                for waiting, w_src, w_relay in self.orphans.pop(stack.pop().block_hash, ()):
-                    del self.orphan_by_hash[waiting.block.block_hash]
-                    child = self._accept(waiting, w_src, w_relay)
-                    if child is not None:
-                        new.append(child)
-                        stack.append(child)
+            if self.orphans:
+                stack = [entry]
+                while stack:  # blocks that were waiting for this one
+                    for waiting, w_src, w_relay in self.orphans.pop(stack.pop().block_hash, ()):
+                        del self.orphan_by_hash[waiting.block.block_hash]
+                        child = self._accept(waiting, w_src, w_relay)
+                        if child is not None:
+                            new.append(child)
+                            stack.append(child)
         if new:
             self._consider(new)
 
@@ -335,7 +336,8 @@ class ChainProtocol(Protocol):
         h = block.block_hash
         if h in self.tree or h in self.dead or h in self.orphan_by_hash:
             return None
-        self.requested.pop(h, None)
+        if self.requested:
+            self.requested.pop(h, None)
         if block.height <= self.final.height:
             if block.height < 1 or self.final_blocks[block.height - 1].block_hash != h:
                 self._kill(h)  # lost to a final block: it and its descendants are dead
