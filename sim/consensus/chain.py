@@ -31,6 +31,7 @@ survive a crash (they stand for the node's database), the orphan buffer does not
 from __future__ import annotations
 
 from array import array
+from collections import deque
 from collections.abc import Iterable, Sequence
 from dataclasses import dataclass
 from typing import Any, ClassVar
@@ -223,6 +224,7 @@ class ChainProtocol(Protocol):
         self.dead: set[bytes] = set()  # invalid, or on a branch that lost below the final block
         self.seen_txs: set[int] = set()
         self.chain_txs: set[int] = set()  # in blocks of the best chain above the final block
+        self.path: deque[Entry] = deque()  # the best chain above the final block, lowest first
         self.own: dict[int, list[bytes]] = {}  # this node's non-final blocks, by height
         self.on_chain_start()
 
@@ -433,7 +435,9 @@ class ChainProtocol(Protocol):
         old = self.tip
         if new.parent is old:
             assert new.block is not None
-            self.chain_txs.update(new.block.tx_ids)
+            self.path.append(new)
+            if new.block.tx_ids:
+                self.chain_txs.update(new.block.tx_ids)
         else:
             a, b = old, new
             while a.height > b.height:
@@ -444,30 +448,20 @@ class ChainProtocol(Protocol):
                 a, b = a.parent, b.parent  # type: ignore[assignment]
             if old.height > a.height:
                 self.ctx.record("reorg", depth=old.height - a.height, old_tip=old.block_hash.hex()[:8], new_tip=new.block_hash.hex()[:8])
-            txs: set[int] = set()
+            path: list[Entry] = []
             e = new
             while e is not self.final:
-                txs.update(e.block.tx_ids)  # type: ignore[union-attr]
+                path.append(e)
                 e = e.parent  # type: ignore[assignment]
-            self.chain_txs = txs
+            path.reverse()
+            self.path = deque(path)
+            self.chain_txs = {t for e in path for t in e.block.tx_ids}  # type: ignore[union-attr]
         self.tip = new
-        self._finalize()
+        if len(self.path) > self.params.confirmations:
+            while len(self.path) > self.params.confirmations:
+                self._deliver(self.path.popleft())
+            self._prune()
         self.on_new_tip(old)
-
-    def _finalize(self) -> None:
-        target = self.tip.height - self.params.confirmations
-        if target <= self.final.height:
-            return
-        path: list[Entry] = []
-        e = self.tip
-        while e.height > target:
-            e = e.parent  # type: ignore[assignment]
-        while e is not self.final:
-            path.append(e)
-            e = e.parent  # type: ignore[assignment]
-        for entry in reversed(path):
-            self._deliver(entry)
-        self._prune()
 
     def _deliver(self, entry: Entry) -> None:
         ctx = self.ctx
