@@ -149,7 +149,8 @@ class Network:
         Each node relays once to every peer but its sender; arrival times come from
         :func:`sim.network.gossip.flood` and each reached node gets one arrival event
         (then verifies the message on its CPU as usual). Copies, bytes and losses are
-        accounted at once with :meth:`account_bulk`.
+        accounted at once with :meth:`account_bulk`, when the flood starts (so copies
+        still on the wire when a run ends are counted as sent and received).
 
         Args:
             src: origin node.
