@@ -32,7 +32,7 @@ from __future__ import annotations
 
 from array import array
 from collections import deque
-from collections.abc import Iterable, Sequence
+from collections.abc import Iterable
 from dataclasses import dataclass
 from typing import Any, ClassVar
 
@@ -225,6 +225,8 @@ class ChainProtocol(Protocol):
         self.seen_txs: set[int] = set()
         self.chain_txs: set[int] = set()  # in blocks of the best chain above the final block
         self.path: deque[Entry] = deque()  # the best chain above the final block, lowest first
+        self._phase = self.ctx.phase_mode  # fixed for the whole run
+        self._depth = self.params.confirmations
         self.own: dict[int, list[bytes]] = {}  # this node's non-final blocks, by height
         self.on_chain_start()
 
@@ -257,7 +259,7 @@ class ChainProtocol(Protocol):
         self.own.setdefault(block.height, []).append(block.block_hash)
         ctx.record("block_proposed", height=block.height, block=block.short_hash, round=round, txs=block.tx_count)
         self._gossip(msg, None)
-        self._consider([entry])
+        self._consider(entry)
         return entry
 
     def _pick_txs(self) -> list[Transaction]:
@@ -283,12 +285,13 @@ class ChainProtocol(Protocol):
     def _gossip(self, msg: Message, came_from: int | None) -> None:
         """Send to every peer but ``came_from``; in phase mode only the origin floods."""
         ctx = self.ctx
+        if self._phase:
+            if came_from is None and ctx.peers:
+                ctx.flood(msg)
+            return
         if not ctx.peers:
             return
-        if ctx.phase_mode:
-            if came_from is None:
-                ctx.flood(msg)
-        elif came_from is None:
+        if came_from is None:
             ctx.multicast(ctx.peers, msg)
         else:
             ctx.multicast([p for p in ctx.peers if p != came_from], msg)
@@ -300,8 +303,13 @@ class ChainProtocol(Protocol):
         self._gossip(TxGossip(tx), None)
 
     def on_message(self, src: int, msg: Message) -> None:
-        if isinstance(msg, ChainBlock):
-            self._on_blocks((msg,), src, relay=True)
+        if type(msg) is ChainBlock:
+            entry = self._accept(msg, src, True)
+            if entry is not None:
+                if self.orphans:
+                    self._on_connected([entry])
+                else:
+                    self._consider(entry)
         elif isinstance(msg, TxGossip):
             tx = msg.tx
             if tx.tx_id not in self.seen_txs:
@@ -317,20 +325,27 @@ class ChainProtocol(Protocol):
         new: list[Entry] = []
         for msg in items:
             entry = self._accept(msg, src, relay)
-            if entry is None:
-                continue
-            new.append(entry)
-            if self.orphans:
-                stack = [entry]
-                while stack:  # blocks that were waiting for this one
-                    for waiting, w_src, w_relay in self.orphans.pop(stack.pop().block_hash, ()):
-                        del self.orphan_by_hash[waiting.block.block_hash]
-                        child = self._accept(waiting, w_src, w_relay)
-                        if child is not None:
-                            new.append(child)
-                            stack.append(child)
+            if entry is not None:
+                new.append(entry)
         if new:
-            self._consider(new)
+            self._on_connected(new)
+
+    def _on_connected(self, new: list[Entry]) -> None:
+        """``new`` entered the tree: attach the orphans waiting for them, then choose the tip."""
+        stack = list(new)
+        while stack and self.orphans:
+            for waiting, w_src, w_relay in self.orphans.pop(stack.pop().block_hash, ()):
+                del self.orphan_by_hash[waiting.block.block_hash]
+                child = self._accept(waiting, w_src, w_relay)
+                if child is not None:
+                    new.append(child)
+                    stack.append(child)
+        best = self.tip
+        for entry in new:
+            if entry.weight > best.weight or (entry.weight == best.weight and self.tie_break(entry, best)):
+                best = entry
+        if best is not self.tip:
+            self._switch(best)
 
     def _accept(self, msg: ChainBlock, src: int, relay: bool) -> Entry | None:
         """Check ``msg``'s block and add it to the tree; None if known, invalid or orphaned."""
@@ -358,7 +373,7 @@ class ChainProtocol(Protocol):
             self.ctx.record("invalid_block", height=block.height, block=block.short_hash, proposer=block.proposer, src=src, reason=problem)
             return None
         entry = self._add(block, parent)
-        if relay:
+        if relay and not self._phase:
             self._gossip(msg, src)
         return entry
 
@@ -403,7 +418,7 @@ class ChainProtocol(Protocol):
             top, top_height = self.tip, self.tip.height
         else:
             top = self.tree.get(req.want)
-            top_height = req.want_height
+            top_height = top.height if top is not None else req.want_height
             if top is None:
                 final_ok = 1 <= top_height <= self.final.height and self.final_blocks[top_height - 1].block_hash == req.want
                 if not final_ok:
@@ -423,13 +438,11 @@ class ChainProtocol(Protocol):
 
     # ---------------------------------------------------- fork choice, finality
 
-    def _consider(self, new: Sequence[Entry]) -> None:
-        best = self.tip
-        for entry in new:
-            if entry.weight > best.weight or (entry.weight == best.weight and self.tie_break(entry, best)):
-                best = entry
-        if best is not self.tip:
-            self._switch(best)
+    def _consider(self, entry: Entry) -> None:
+        """Switch to ``entry`` if it beats the best tip."""
+        tip = self.tip
+        if entry.weight > tip.weight or (entry.weight == tip.weight and self.tie_break(entry, tip)):
+            self._switch(entry)
 
     def _switch(self, new: Entry) -> None:
         old = self.tip
@@ -457,10 +470,12 @@ class ChainProtocol(Protocol):
             self.path = deque(path)
             self.chain_txs = {t for e in path for t in e.block.tx_ids}  # type: ignore[union-attr]
         self.tip = new
-        if len(self.path) > self.params.confirmations:
-            while len(self.path) > self.params.confirmations:
-                self._deliver(self.path.popleft())
-            self._prune()
+        path = self.path
+        if len(path) > self._depth:
+            while len(path) > self._depth:
+                self._deliver(path.popleft())
+            if len(self.tree) != len(path) + 1:  # side branches held: drop the dead ones
+                self._prune()
         self.on_new_tip(old)
 
     def _deliver(self, entry: Entry) -> None:
@@ -474,9 +489,10 @@ class ChainProtocol(Protocol):
             self.chain_txs.difference_update(block.tx_ids)
         self.final_blocks.append(block)
         self.final_received_s.append(entry.received_s)
-        for h in self.own.pop(entry.height, ()):
-            if h != entry.block_hash:
-                ctx.record("stale_block", height=entry.height, block=h.hex()[:8], proposer=ctx.node_id)
+        if self.own:
+            for h in self.own.pop(entry.height, ()):
+                if h != entry.block_hash:
+                    ctx.record("stale_block", height=entry.height, block=h.hex()[:8], proposer=ctx.node_id)
         del self.tree[self.final.block_hash]
         entry.parent = None
         self.final = entry
@@ -485,8 +501,6 @@ class ChainProtocol(Protocol):
     def _prune(self) -> None:
         """Forget blocks that do not descend from the final block (they can never win)."""
         final = self.final
-        if len(self.tree) == self.tip.height - final.height + 1:
-            return  # only the best chain is held
         keep: dict[bytes, Entry] = {}
         for h, entry in self.tree.items():
             a = entry

@@ -24,6 +24,11 @@ slot earlier than charged here; and contention with other traffic on an
 uplink or a CPU is ignored. Loss is drawn per directed edge (each edge carries
 at most one copy of a flood, as in message mode).
 
+CPU: each receiver still verifies its first copy on its own CPU (the usual
+receive path, with queueing); the relays' verify-and-sign time enters the
+arrival times through ``relay_s`` but is not charged to their CPUs, and
+duplicate copies are counted on the wire but not verified.
+
 This module holds pure functions on arrays and a tiny scheduler; the network
 (``Network.flood``) does the accounting.
 """
