@@ -77,7 +77,7 @@ def test_healthy_run_is_all_in_turn_with_exact_times() -> None:
     _check_difficulty_rule(blocks, signers)
     _check_signer_limit(blocks, 4)
     # the in-turn signer of every number seals exactly one period after its parent
-    assert blocks["height"].tolist() == list(range(1, 17))  # block 17 is the last with 3 on top by t = 20
+    assert blocks["height"].tolist() == list(range(1, 17))  # tip 19 at the end (the run stops at 20 s): 16 final
     assert blocks["proposer"].tolist() == [h % 4 for h in range(1, 17)]
     assert (blocks["round"] == DIFF_INTURN).all()
     assert blocks["created_s"].tolist() == pytest.approx([h * PERIOD_S for h in range(1, 17)], abs=1e-9)
