@@ -29,6 +29,9 @@ from tests.conftest import small_scenario
 SUITE_SETTINGS: dict[str, dict[str, Any]] = {
     "hotstuff": {"protocol__view_timeout_s": 0.5},  # a crashed leader costs one timeout per n views
     "tendermint": {"protocol__timeout_propose_s": 0.5} | {f"protocol__timeout_{k}_s": 0.2 for k in ("prevote", "precommit", "commit")},
+    "clique": {"protocol__period_s": 0.5, "protocol__wiggle_s": 0.05, "protocol__confirmations": 2},
+    "aura": {"protocol__step_s": 0.1, "protocol__confirmations": 2},
+    "pow": {"protocol__block_interval_s": 0.05, "protocol__confirmations": 3, "network__latency_s": 0.001},
 }
 
 #: seconds before the end after which a transaction may still be in flight

@@ -9,7 +9,7 @@ import pkgutil
 
 from sim.consensus.base import Message, Protocol, ProtocolParams, get_protocol, protocol_names, register_protocol
 
-_INFRASTRUCTURE = {"base", "batching", "common", "quorum"}
+_INFRASTRUCTURE = {"base", "batching", "chain", "common", "quorum"}
 for _module in pkgutil.iter_modules(__path__):
     if _module.name not in _INFRASTRUCTURE and not _module.name.startswith("_"):
         importlib.import_module(f"{__name__}.{_module.name}")

@@ -16,6 +16,7 @@ import numpy as np
 import simpy
 
 from sim.consensus.base import Message
+from sim.network import gossip
 
 __all__ = ["Network"]
 
@@ -52,7 +53,9 @@ class Network:
         n = delay_s.shape[0]
         self.env = env
         self.n = n
-        self.delay_s: list[list[float]] = np.asarray(delay_s, dtype=float).tolist()
+        self.delay_s: np.ndarray = np.asarray(delay_s, dtype=float)
+        # rows as Python lists, made on a node's first send: O(n) per sender, not O(n^2) up front
+        self._delay_rows: list[list[float] | None] = [None] * n
         self.bandwidth_bps = [float(bandwidth_bps)] * n
         self.jitter_s = jitter_s
         self.loss_rate = loss_rate
@@ -68,6 +71,8 @@ class Network:
         self.received: dict[tuple[int, str], list[int]] = {}
         self.dropped: dict[tuple[int, str], int] = {}
         self.in_flight_txs: Counter[int] = Counter()
+        self._flood_graph: gossip.FloodGraph | None = None
+        self._flood_peers: Sequence[Sequence[int]] | None = None
 
     # ------------------------------------------------------------------ sending
 
@@ -100,7 +105,10 @@ class Network:
         else:
             counter[0] += 1
             counter[1] += size
-        arrival_s = start_s + tx_time_s + self.delay_s[src][dst] + self.extra_delay_s
+        row = self._delay_rows[src]
+        if row is None:
+            row = self._delay_rows[src] = self.delay_s[src].tolist()
+        arrival_s = start_s + tx_time_s + row[dst] + self.extra_delay_s
         if self.jitter_s > 0:
             arrival_s += self._rng.uniform(0.0, self.jitter_s)
         lost = self.loss_rate > 0 and self._rng.random() < self.loss_rate
@@ -132,6 +140,76 @@ class Network:
             ids = msg.tx_ids()
             self.in_flight_txs.subtract(ids)
             self._on_tx_drop(ids, dst, f"message {kind} {reason}")
+
+    # ------------------------------------------------------------- bulk gossip
+
+    def flood(self, src: int, msg: Message, ready_s: float, peers: Sequence[Sequence[int]], relay_s: float) -> None:
+        """Flood ``msg`` from ``src`` over the peer graph in bulk (phase mode).
+
+        Each node relays once to every peer but its sender; arrival times come from
+        :func:`sim.network.gossip.flood` and each reached node gets one arrival event
+        (then verifies the message on its CPU as usual). Copies, bytes and losses are
+        accounted at once with :meth:`account_bulk`, when the flood starts (so copies
+        still on the wire when a run ends are counted as sent and received).
+
+        Args:
+            src: origin node.
+            msg: the message every node receives.
+            ready_s: when the origin's copies can enter its uplink, seconds.
+            peers: every node's peer list (the overlay).
+            relay_s: CPU time at a relay between receipt and sending on, seconds.
+        """
+        if self._flood_peers is not peers:
+            self._flood_graph = gossip.FloodGraph.build(peers, self.delay_s)
+            self._flood_peers = peers
+        graph = self._flood_graph
+        assert graph is not None
+        size = msg.size_bytes()
+        kind = type(msg).__name__
+        start_s = max(ready_s, self.uplink_free_s[src])
+        self.uplink_free_s[src] = start_s + int(graph.degree[src]) * size * 8.0 / self.bandwidth_bps[src]
+        group = self.group[src]
+        usable = None
+        if not all(self.up) or any(g != group for g in self.group):
+            usable = np.array([u and g == group for u, g in zip(self.up, self.group)], dtype=bool)
+        lost = self._rng.random(len(graph.dst)) < self.loss_rate if self.loss_rate > 0 else None
+        wire_s = gossip.hop_costs(graph, size, np.asarray(self.bandwidth_bps), self.extra_delay_s)
+        result = gossip.flood(graph, src, start_s, wire_s, relay_s, usable, lost)
+        self.account_bulk(kind, size, result.sent, result.received, result.dropped)
+        nodes = result.reached(src)
+        via = result.via.tolist()
+        ids = msg.tx_ids() if msg.carries_txs else ()
+        if ids:
+            if result.dropped.any():
+                self._on_tx_drop(ids, src, f"message {kind} lost or unreachable")
+            self.in_flight_txs.update({tx: len(nodes) for tx in ids})
+
+        def arrive(dst: int) -> None:
+            if not (self.up[dst] and self.group[dst] == group):  # went down or was cut off meanwhile
+                counter = self.received[(dst, kind)]
+                counter[0] -= 1
+                counter[1] -= size
+                self._drop(via[dst], dst, msg, kind, "unreachable")
+                return
+            if ids:
+                self.in_flight_txs.subtract(ids)
+            self._deliver(via[dst], dst, msg)
+
+        gossip.schedule_arrivals(self.env, result.arrival_s[nodes], nodes, arrive)
+
+    def account_bulk(self, kind: str, size: int, sent: np.ndarray, received: np.ndarray, dropped: np.ndarray) -> None:
+        """Count many copies of one message type at once (per node: sent, received, dropped)."""
+        for table, counts in ((self.sent, sent), (self.received, received)):
+            for node in np.flatnonzero(counts).tolist():
+                count = int(counts[node])
+                counter = table.get((node, kind))
+                if counter is None:
+                    table[(node, kind)] = [count, count * size]
+                else:
+                    counter[0] += count
+                    counter[1] += count * size
+        for node in np.flatnonzero(dropped).tolist():
+            self.dropped[(node, kind)] = self.dropped.get((node, kind), 0) + int(dropped[node])
 
     # ------------------------------------------------------------------ totals
 

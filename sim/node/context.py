@@ -43,10 +43,18 @@ class NodeContext:
     def __init__(self, node: Node, nodes: Sequence[int], peers: Sequence[int], rng: np.random.Generator) -> None:
         self._node = node
         self.node_id = node.node_id
-        self.nodes = tuple(nodes)
+        # a range stays a range: n contexts holding n-tuples would cost O(n^2) memory
+        self.nodes: Sequence[int] = nodes if isinstance(nodes, range) else tuple(nodes)
         self.peers = tuple(peers)
-        self.others = tuple(i for i in nodes if i != node.node_id)
+        self._others: tuple[int, ...] | None = None
         self.rng = rng
+
+    @property
+    def others(self) -> tuple[int, ...]:
+        """Every node but this one (made on first use)."""
+        if self._others is None:
+            self._others = tuple(i for i in self.nodes if i != self.node_id)
+        return self._others
 
     @property
     def phase_mode(self) -> bool:
@@ -91,6 +99,21 @@ class NodeContext:
     def multicast(self, dsts: Iterable[int], msg: Message) -> None:
         """Sign once, then send a copy to each of ``dsts``."""
         self._node.multicast(dsts, msg)
+
+    def flood(self, msg: Message) -> None:
+        """Phase mode: sign once, then flood ``msg`` to every node over the peer graph.
+
+        Equivalent to every node relaying the message once to each peer but its sender
+        (see :mod:`sim.network.gossip`); receivers get it through ``on_message`` as usual
+        and must not relay it again.
+        """
+        node = self._node
+        if not node.up:
+            return
+        ready_s = node.cpu.reserve(self.now, node.costs.sign_s)
+        # what each relay spends before sending on: the receive-side checks, then a signature
+        relay_s = msg.signatures * node.costs.verify_s + msg.size_bytes() * 8.0 / node.costs.hash_rate_bps
+        node.sim.network.flood(self.node_id, msg, ready_s, node.sim.topology.peers, relay_s + node.costs.sign_s)
 
     # ----------------------------------------------------------------- timers
 
