@@ -101,6 +101,7 @@ class Raft(Protocol):
     name = "raft"
     Params = RaftParams
     params: RaftParams
+    syncs_ledger = True  # AppendEntries brings a rejoining follower up to date
 
     @classmethod
     def check(cls, params: ProtocolParams, n_nodes: int) -> list[str]:
@@ -213,9 +214,11 @@ class Raft(Protocol):
 
     def on_timer(self, name: str, data: Any) -> None:
         if name == "election" and self.role != "leader":
-            quiet_s = self.ctx.now - self.last_heard_s
-            if self.role == "follower" and quiet_s < self.election_timeout_s:
-                self.election_timer = self.ctx.set_timer(self.election_timeout_s - quiet_s, "election")
+            remaining_s = self.election_timeout_s - (self.ctx.now - self.last_heard_s)
+            # A remainder within rounding of zero would re-fire at this same instant forever
+            # (now + 1e-16 == now): treat it as expired.
+            if self.role == "follower" and remaining_s > 1e-9:
+                self.election_timer = self.ctx.set_timer(remaining_s, "election")
             else:
                 self._start_election()
         elif name == "heartbeat" and self.role == "leader":
