@@ -263,6 +263,8 @@ class Raft(Protocol):
                         self._send_append(peer)
 
     def _commit_through(self, index: int) -> None:
+        if index <= self.commit_index:  # a late, short AppendEntries: the commit index never goes back
+            return
         for i in range(self.commit_index + 1, index + 1):
             self.ctx.deliver_block(self.log[i - 1].block)
         self.commit_index = index
