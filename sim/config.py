@@ -277,6 +277,12 @@ def _describe(error: Mapping[str, Any], raw: Mapping[str, Any]) -> str:
         return f"{field}: unknown key{hint}; allowed in {where}: {', '.join(allowed)}"
     if kind == "missing":
         return f"{field}: required, but missing"
+    if kind in {"union_tag_invalid", "union_tag_not_found"} and loc and loc[0] == "faults":
+        tag = (error.get("ctx") or {}).get("tag")
+        known = ", ".join(FAULT_KINDS)
+        if kind == "union_tag_not_found":
+            return f"{field}.kind: required, but missing; one of {known} (hcsim list faults)"
+        return f"{field}.kind = {tag!r}: unknown fault kind{_did_you_mean(str(tag), FAULT_KINDS)}; known: {known}"
     message = str(error["msg"]).removeprefix("Value error, ")
     if kind in {"value_error", "assertion_error"}:
         return f"{field}: {message}" if loc else message

@@ -151,13 +151,15 @@ class ByzantineFault(_Fault):
     kind: Literal["byzantine"]
     at_s: float = Field(0.0, ge=0, description="start time, seconds")
     nodes: list[NonNegativeInt] | Literal["leader"] = Field(..., description='node ids, or "leader" at at_s')
-    behaviour: Literal["silent", "equivocate", "delay", "censor", "invalid"] = Field(..., description="what they do")
+    behaviour: Literal["silent", "equivocate", "delay", "censor", "invalid"] = Field(
+        ..., description="silent | equivocate | delay | censor | invalid"
+    )
     group: str | None = Field(None, description="name of a colluding group (shared by colluding entries)")
     delay_s: float | None = Field(None, gt=0, description="delay: how long each message is withheld, seconds")
     censor_origins: list[NonNegativeInt] = Field(default_factory=list, description="censor: origin nodes whose transactions are dropped")
     censor_tx_types: list[str] = Field(default_factory=list, description="censor: transaction types dropped")
     corrupt: Literal["merkle_root", "tx_hash", "parent", "block_hash"] = Field(
-        "merkle_root", description="invalid: what is wrong with its blocks"
+        "merkle_root", description="invalid: what is wrong with its blocks: merkle_root | tx_hash | parent | block_hash"
     )
 
     @model_validator(mode="after")
