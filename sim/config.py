@@ -136,6 +136,8 @@ class Scenario(StrictModel):
     @field_validator("protocol", mode="before")
     @classmethod
     def _protocol_params(cls, value: Any) -> Any:
+        if type(value) is ProtocolParams:  # the default: becomes the named protocol's own Params
+            value = value.model_dump()
         if isinstance(value, Mapping):
             name = value.get("name", "raft")
             try:
