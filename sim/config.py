@@ -172,7 +172,7 @@ class Scenario(StrictModel):
         if not problems:
             problems += check_faults(self)
         if problems:
-            raise ValueError("; ".join(problems))
+            raise ValueError("\n".join(problems))  # parse_scenario lists them one per line
         return self
 
     def resolved(self) -> dict[str, Any]:
@@ -296,7 +296,7 @@ def parse_scenario(raw: Mapping[str, Any], source: str = "<scenario>") -> Scenar
     try:
         return Scenario.model_validate(dict(raw))
     except ValidationError as exc:
-        raise ScenarioError([_describe(e, raw) for e in exc.errors()], source) from None
+        raise ScenarioError([line for e in exc.errors() for line in _describe(e, raw).split("\n")], source) from None
 
 
 def load_scenario(

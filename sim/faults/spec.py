@@ -173,7 +173,7 @@ class ByzantineFault(_Fault):
             raise ValueError("behaviour = \"censor\" needs censor_origins or censor_tx_types")
         if b != "censor" and (self.censor_origins or self.censor_tx_types):
             raise ValueError(f"censor_origins and censor_tx_types are only for behaviour = \"censor\", not {b!r}")
-        if b != "invalid" and "corrupt" in self.model_fields_set:
+        if b != "invalid" and self.corrupt != "merkle_root":
             raise ValueError(f"corrupt is only for behaviour = \"invalid\", not {b!r}")
         return self
 
@@ -355,9 +355,10 @@ def _strict_problems(faults: list[_Fault], scenario: Scenario, regions: tuple[st
     problems: list[str] = []
     for t in sorted({f.at_s for f in faults}):
         faulty, byzantine, who = _faulty_at(t, faults, scenario, regions)
-        if len(faulty) > crash_ok:
+        worst = min(len(faulty), n)  # placeholders ("leader", churn) may stand for the same node
+        if worst > crash_ok:
             problems.append(
-                f"strict_faults: from t = {t} s, {len(faulty)} nodes are faulty at once ({'; '.join(who)}), "
+                f"strict_faults: from t = {t} s, up to {worst} nodes are faulty at once ({'; '.join(who)}), "
                 f"but {protocol.name} with {n} nodes tolerates {crash_ok}"
             )
         if len(byzantine) > byz_ok:
