@@ -335,7 +335,15 @@ class Raft(Protocol):
             self.leader_id = src
             self._forward_waiting()
         if msg.prev_index > self.last_index or self._term_at(msg.prev_index) != msg.prev_term:
-            hint = min(self.last_index, msg.prev_index - 1)
+            if msg.prev_index > self.last_index:
+                hint = self.last_index
+            else:
+                # Skip the whole conflicting term (Raft paper, section 5.3): backing off one entry
+                # per round trip never converged, as heartbeats kept resetting the probe.
+                conflict_term = self._term_at(msg.prev_index)
+                hint = msg.prev_index - 1
+                while hint > self.commit_index and self._term_at(hint) == conflict_term:
+                    hint -= 1
             ctx.send(src, AppendReply(self.term, False, max(hint, self.commit_index)))
             return
         index = msg.prev_index
