@@ -255,10 +255,13 @@ class FaultInjector:
             self._at(self.specs[fid].until_s, self._heal, fid)  # type: ignore[arg-type]
 
     def _heal(self, fid: int) -> None:
-        del self._partitions[fid]
+        labels = self._partitions.pop(fid)
         self._apply_groups()
         self.log(fid, self.specs[fid].kind, "heal", self.windows[fid].nodes)  # type: ignore[attr-defined]
-        for node_id in range(self.sim.n):
+        sizes = Counter(labels)
+        (main, size), *rest = sizes.most_common()
+        cut_off = [i for i in range(self.sim.n) if labels[i] != main or (rest and rest[0][1] == size)]
+        for node_id in cut_off:  # everyone if no group was larger than all others
             self.sync.rejoined(node_id)
 
     def _partition(self, fid: int, spec: PartitionFault) -> None:
