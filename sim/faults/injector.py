@@ -69,6 +69,7 @@ class FaultWindow:
     end_s: float  # NaN while it lasts to the end of the run
     nodes: list[int] = field(default_factory=list)
     detail: str = ""
+    search_end_s: float = math.nan  # recovery is searched until then (NaN: 60 s after end_s)
 
 
 class FaultInjector:
@@ -220,8 +221,10 @@ class FaultInjector:
                 self._at(self.env.now + rng.exponential(spec.mtbf_s), fail, node_id)  # cap reached: stays up
                 return
             down.add(node_id)
-            if fid not in self.windows:  # the churn's impact is measured from its first crash
+            if fid not in self.windows:  # a churn's impact is measured from its first crash ...
                 self._open(fid, pool, detail)
+            elif math.isnan(self.windows[fid].search_end_s):  # ... to its second
+                self.windows[fid].search_end_s = float(self.env.now)
             self.take_down(node_id, cause, fid, "churn")
             self._at(min(end_s, self.env.now + rng.exponential(spec.mttr_s)), repair, node_id)
 

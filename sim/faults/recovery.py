@@ -22,8 +22,9 @@ For a fault starting at t0:
   measurable impact and the first commit after t0 counts. If S peaks at the end
   of the search, or the run ends before a stall of that size could show, the
   fault never recovered (NaN, ``recovered = False``).
-- Pre-fault figures come from the 10 s before t0 (after warm-up), or from the
-  whole run when less than 1 s of history exists.
+- Pre-fault figures come from the 10 s before t0 (longer at low rates: long
+  enough for 100 offered transactions; never before warm-up), or from the whole
+  run when less than 1 s of history exists.
 - ``txs_delayed``: transactions submitted from one pre-fault p99 latency before t0
   until the fault's impact ends (its end or its recovery, whichever is later)
   that committed with a latency above 1.5 times the pre-fault p99 (the margin
@@ -33,7 +34,8 @@ For a fault starting at t0:
   overwritten); ``leader_changes``: leaders elected in that span.
 
 Overlapping faults are not separated: a fault's recovery waits for every fault
-that hurts throughput after it.
+that hurts throughput after it. A churn is measured from its first crash to its
+second (its later crashes would otherwise count against the first).
 """
 
 from __future__ import annotations
@@ -64,8 +66,10 @@ DETECTION_KINDS = frozenset(
 TOLERANCE = 0.10
 #: noise allowance in standard deviations
 NOISE_Z = 3.0
-#: pre-fault window, seconds
+#: pre-fault window: at least this long, seconds ...
 PRE_WINDOW_S = 10.0
+#: ... and long enough for this many offered transactions
+PRE_WINDOW_TX = 100.0
 #: how long after a fault ends its recovery is searched for, seconds
 HORIZON_S = 60.0
 #: a pause in commits this many times the longest pre-fault pause is an outage
@@ -107,7 +111,8 @@ def baseline(transactions: pd.DataFrame, t0: float, warmup_s: float, duration_s:
     decided = transactions["decided_s"].to_numpy()
     commit = transactions["commit_s"].to_numpy()
     offered = transactions["submit_s"].to_numpy()[transactions["reason"].to_numpy() != ORIGIN_DOWN]
-    window_s = min(PRE_WINDOW_S, t0 - warmup_s)
+    rate_offered = len(offered) / duration_s if duration_s > 0 else 0.0
+    window_s = min(max(PRE_WINDOW_S, PRE_WINDOW_TX / rate_offered if rate_offered else 0.0), t0 - warmup_s)
     lo, hi = (t0 - window_s, t0) if window_s >= 1.0 else (warmup_s, duration_s)
     span_s = max(hi - lo, 1e-9)
     done = decided[(decided >= lo) & (decided < hi)]
@@ -198,7 +203,9 @@ def recovery_table(
         t0 = w.start_s
         base = baseline(transactions, t0, warmup_s, duration_s)
         end = w.end_s if math.isfinite(w.end_s) else duration_s
-        recover = recovery_time(decided, offered, t0, base, min(duration_s, end + HORIZON_S), duration_s)
+        search_end = getattr(w, "search_end_s", math.nan)
+        search_end = min(duration_s, end + HORIZON_S) if math.isnan(search_end) else search_end
+        recover = recovery_time(decided, offered, t0, base, search_end, duration_s)
         impact_end = max(end, t0 + recover) if math.isfinite(recover) else duration_s
         if math.isfinite(base.p99_s):
             span = (submit >= t0 - base.p99_s) & (submit <= impact_end)
