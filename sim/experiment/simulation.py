@@ -171,12 +171,13 @@ class Simulation:
 
     def pending_tx_ids(self) -> set[int]:
         """Transactions still held somewhere: signature checks at the origin, mempools,
-        protocol state, forwarding messages, or blocks delivered to a ledger whose
-        execution has not finished."""
+        protocol state, forwarding messages on the wire or waiting for the receiver's CPU,
+        or blocks delivered to a ledger whose execution has not finished."""
         held: set[int] = set(self.network.in_flight())
         for node in self.nodes:
             held.update(tx.tx_id for tx in node.mempool)
             held.update(node.verifying)
+            held.update(tx_id for tx_id, count in node.receiving.items() if count > 0)
             held.update(node.protocol.pending_tx_ids())
             for height in range(node.applied_height + 1, node.ledger.height + 1):
                 held.update(node.ledger.block_at(height).tx_ids)

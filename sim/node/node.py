@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+from collections import Counter
 from collections.abc import Iterable
 from typing import TYPE_CHECKING, Any
 
@@ -49,6 +50,7 @@ class Node:
         self.ledger = Ledger()
         self.applied_height = 0
         self.verifying: set[int] = set()  # submitted transactions whose signature check is queued
+        self.receiving: Counter[int] = Counter()  # transactions in arrived messages waiting for the CPU
         self.up = True
         self.epoch = 0  # bumped on crash: timers and CPU work of an earlier life never fire
         # Set by the fault framework (sim/faults) only: a Byzantine behaviour acting on what
@@ -113,10 +115,18 @@ class Node:
             return
         cost_s = msg.signatures * self.costs.verify_s + msg.size_bytes() * 8.0 / self._bits_per_hash_s
         done_s = self.cpu.reserve(self.env.now, cost_s)
-        if self.sim.block_guard is None:
-            self._at(done_s, self.protocol.on_message, src, msg)
+        handler = self.protocol.on_message if self.sim.block_guard is None else self._guarded
+        if msg.carries_txs and done_s > self.env.now:
+            # Arrived, not yet verified: these transactions are held here (conservation).
+            ids = msg.tx_ids()
+            self.receiving.update(ids)
+            self._at(done_s, self._verified, handler, src, msg, ids)
         else:
-            self._at(done_s, self._guarded, src, msg)
+            self._at(done_s, handler, src, msg)
+
+    def _verified(self, handler: Any, src: int, msg: Message, ids: tuple[int, ...]) -> None:
+        self.receiving.subtract(ids)
+        handler(src, msg)
 
     def _guarded(self, src: int, msg: Message) -> None:
         """With Byzantine nodes about: hand over only messages whose blocks are valid."""
@@ -224,9 +234,11 @@ class Node:
         self.epoch += 1
         self.sim.network.up[self.node_id] = False
         self.cpu.reset(now)
-        lost = self.mempool.drain(now)
+        lost = [tx.tx_id for tx in self.mempool.drain(now)]
+        lost += [tx_id for tx_id, count in self.receiving.items() if count > 0]
+        self.receiving.clear()
         if lost:
-            self.sim.recorder.txs_dropped([tx.tx_id for tx in lost], self.node_id, now, "node crashed")
+            self.sim.recorder.txs_dropped(lost, self.node_id, now, "node crashed")
         self.protocol.on_crash()
 
     def recover(self) -> None:
