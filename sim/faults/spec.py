@@ -319,6 +319,7 @@ def _faulty_at(t: float, faults: list[_Fault], scenario: Scenario, regions: tupl
     faulty: set[str] = set()
     byzantine: set[str] = set()
     who: list[str] = []
+    churns: list[tuple[int, set[str], int | None]] = []
     n = scenario.network.nodes
     for i, f in enumerate(faults):
         if not f.at_s <= t < f.end_s(scenario.duration_s):
@@ -333,8 +334,8 @@ def _faulty_at(t: float, faults: list[_Fault], scenario: Scenario, regions: tupl
             largest = max(groups, key=len)
             keys = {str(v) for v in range(n) if v not in largest}
         elif isinstance(f, ChurnFault):
-            pool = n if f.nodes == "all" else len(f.nodes)
-            keys = {f"churn@{i}.{k}" for k in range(min(pool, f.max_down or pool))}
+            churns.append((i, {str(v) for v in (range(n) if f.nodes == "all" else f.nodes)}, f.max_down))
+            continue
         elif isinstance(f, ByzantineFault):
             keys = {f"leader@{i}"} if f.nodes == "leader" else {str(v) for v in f.nodes}
             byzantine |= keys
@@ -342,6 +343,11 @@ def _faulty_at(t: float, faults: list[_Fault], scenario: Scenario, regions: tupl
             continue
         faulty |= keys
         who.append(f"faults[{i}] {f.kind}: {len(keys)}")  # type: ignore[attr-defined]
+    for i, pool, max_down in churns:  # worst case: it takes down nodes nothing else holds
+        spare = sorted(pool - faulty)
+        extra = spare[: len(pool) if max_down is None else max_down]
+        faulty |= set(extra)
+        who.append(f"faults[{i}] churn: up to {len(pool) if max_down is None else min(max_down, len(pool))}")
     return faulty, byzantine, who
 
 
