@@ -14,7 +14,7 @@ from typing import Any
 import pytest
 
 import sim
-from sim.consensus.base import Protocol, _REGISTRY, register_protocol
+from sim.consensus.base import _REGISTRY, Protocol, register_protocol
 from sim.consensus.common import BlockMsg, ForwardTx
 from sim.consensus.raft import AppendEntries, Entry
 from sim.experiment.result import collect

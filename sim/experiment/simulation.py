@@ -11,8 +11,8 @@ from sim.config import Scenario
 from sim.consensus.base import Message, get_protocol
 from sim.faults.injector import FaultInjector
 from sim.ledger import Block
-from sim.metrics.records import BlockInfo
 from sim.metrics.recorder import NullRecorder, Recorder
+from sim.metrics.records import BlockInfo
 from sim.network.network import Network
 from sim.network.topology import Topology, TopologyParams, build_topology
 from sim.node.node import Node
