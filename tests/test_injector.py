@@ -94,6 +94,24 @@ def test_a_lossy_link_loses_the_transactions_it_carries_and_says_so() -> None:
     assert result.summary["conservation_violations"] == 0
 
 
+def test_degradations_compose_per_link() -> None:
+    faults = [
+        {"kind": "degrade", "nodes": [1], "extra_delay_s": 0.05, "loss_rate": 0.5, "at_s": 1.0, "until_s": 3.0},
+        {"kind": "degrade", "extra_delay_s": 0.01, "loss_rate": 0.2, "bandwidth_bps": 1e6, "at_s": 2.0, "until_s": 4.0},
+    ]
+    world = Simulation(_exact_solo(faults))
+    net = world.network
+    world.run_until(1.5)
+    assert net.link(0, 1) == pytest.approx((D + 0.05, 0.0, 0.5, 1e15))
+    world.run_until(2.5)
+    assert net.link(0, 1) == pytest.approx((D + 0.06, 0.0, 1 - 0.5 * 0.8, 1e6))
+    assert net.link(1, 0) == pytest.approx((D + 0.06, 0.0, 1 - 0.5 * 0.8, 1e6))
+    world.run_until(3.5)
+    assert net.link(0, 1) == pytest.approx((D + 0.01, 0.0, 0.2, 1e6))
+    world.run_until(4.5)
+    assert net.link(0, 1) == pytest.approx((D, 0.0, 0.0, 1e15)) and not net.link_rules
+
+
 def test_jitter_in_a_degrade_stays_within_its_bound() -> None:
     spec = {"kind": "degrade", "extra_delay_s": 0.0, "jitter_s": 0.03, "at_s": 0.0}
     lat = sim.run(_exact_solo([spec])).transactions["latency_s"].dropna()

@@ -115,6 +115,22 @@ class Network:
         """True if a message from ``src`` can reach ``dst`` now."""
         return self.up[src] and self.up[dst] and self.group[src] == self.group[dst]
 
+    def link(self, src: int, dst: int) -> tuple[float, float, float, float]:
+        """The link ``src -> dst`` now, degradations included: (delay_s, jitter_s, loss_rate, bandwidth_bps).
+
+        Phase-mode code that computes deliveries without messages should use this too.
+        """
+        delay_s = self.delay_s[src][dst] + self.extra_delay_s
+        jitter_s, loss_rate, bandwidth_bps = self.jitter_s, self.loss_rate, self.bandwidth_bps[src]
+        for rule in self.link_rules:
+            if rule.covers(src, dst):
+                delay_s += rule.extra_delay_s
+                jitter_s += rule.jitter_s
+                loss_rate = 1.0 - (1.0 - loss_rate) * (1.0 - rule.loss_rate)
+                if rule.bandwidth_from is None or src in rule.bandwidth_from:
+                    bandwidth_bps = min(bandwidth_bps, rule.bandwidth_bps)
+        return delay_s, jitter_s, loss_rate, bandwidth_bps
+
     def send(self, src: int, dst: int, msg: Message, ready_s: float | None = None) -> None:
         """Send ``msg`` from ``src`` to ``dst``; it enters the uplink at ``ready_s`` (default now)."""
         now = self.env.now
@@ -132,18 +148,11 @@ class Network:
             self._transmit(src, dst, msg, size, kind, start_s)
 
     def _transmit(self, src: int, dst: int, msg: Message, size: int, kind: str, start_s: float) -> None:
-        bandwidth_bps = self.bandwidth_bps[src]
-        delay_s = self.delay_s[src][dst] + self.extra_delay_s
-        jitter_s = self.jitter_s
-        loss_rate = self.loss_rate
         if self.link_rules:
-            for rule in self.link_rules:
-                if rule.covers(src, dst):
-                    delay_s += rule.extra_delay_s
-                    jitter_s += rule.jitter_s
-                    loss_rate = 1.0 - (1.0 - loss_rate) * (1.0 - rule.loss_rate)
-                    if rule.bandwidth_from is None or src in rule.bandwidth_from:
-                        bandwidth_bps = min(bandwidth_bps, rule.bandwidth_bps)
+            delay_s, jitter_s, loss_rate, bandwidth_bps = self.link(src, dst)
+        else:
+            delay_s = self.delay_s[src][dst] + self.extra_delay_s
+            jitter_s, loss_rate, bandwidth_bps = self.jitter_s, self.loss_rate, self.bandwidth_bps[src]
         tx_time_s = size * 8.0 / bandwidth_bps
         self.uplink_free_s[src] = start_s + tx_time_s
         counter = self.sent.get((src, kind))
