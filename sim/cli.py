@@ -34,6 +34,13 @@ _SUMMARY_ROWS = [
     ("safety_violations", "safety violations", ""),
     ("ledger_violations", "ledger violations", ""),
     ("conservation_violations", "conservation violations", ""),
+    ("committed_lost", "committed then lost", "tx"),
+    ("consent_violations", "consent violations", ""),
+    ("invalid_blocks_rejected", "invalid blocks rejected", ""),
+    ("faults", "faults", ""),
+    ("detect_s", "first fault detected after", "s"),
+    ("recover_s", "first fault recovered after", "s"),
+    ("stalled", "stalled at the end", ""),
     ("sim_time_s", "simulated time", "s"),
     ("wall_time_s", "wall time", "s"),
     ("events", "events", ""),
@@ -44,6 +51,8 @@ _SUMMARY_ROWS = [
 def _fmt(value: Any) -> str:
     if value is None or (isinstance(value, float) and math.isnan(value)):
         return "n/a"
+    if isinstance(value, bool):
+        return "yes" if value else "no"
     if isinstance(value, float):
         return f"{value:,.4f}" if abs(value) < 100 else f"{value:,.1f}"
     if isinstance(value, int):
@@ -51,14 +60,62 @@ def _fmt(value: Any) -> str:
     return str(value)
 
 
+def _after(value: Any, never: str = "never") -> str:
+    if value is None or (isinstance(value, float) and math.isnan(value)):
+        return never
+    return f"+{value:.3f} s"
+
+
+def format_fault_report(summary: dict[str, Any]) -> str:
+    """One line per fault: who, when, detection, recovery and impact (empty without faults)."""
+    lines = []
+    for f in summary.get("fault_report", []):
+        name = f"#{f['fault']} {f['kind']}" + (f" '{f['label']}'" if f.get("label") else "")
+        who = f" nodes {f['nodes']}" if f.get("nodes") else ""
+        end = f.get("end_s")
+        until = "" if end is None or (isinstance(end, float) and math.isnan(end)) else f" to {end:g} s"
+        delayed = f.get("txs_delayed")
+        delayed_text = "n/a" if delayed is None or (isinstance(delayed, float) and math.isnan(delayed)) else f"{int(delayed)}"
+        lines.append(
+            f"  {name}{who} at {f['start_s']:g} s{until}: detected {_after(f.get('detect_s'), 'no election')}, "
+            f"new leader {_after(f.get('new_leader_s'), 'none')}, recovered {_after(f.get('recover_s'))}; "
+            f"leader changes {f['leader_changes']}, txs delayed {delayed_text}, dropped {f['txs_dropped']}, lost {f['txs_lost']}"
+            + (f" ({f['detail']})" if f.get("detail") else "")
+        )
+    return "faults:\n" + "\n".join(lines) if lines else ""
+
+
 def format_summary(summary: dict[str, Any]) -> str:
-    """The summary as an aligned two-column text table."""
+    """The summary as an aligned two-column text table, then the fault report and invariant notes."""
     lines = [f"{summary.get('scenario', '')}: {summary.get('protocol', '')}, {summary.get('nodes', '')} nodes, seed {summary.get('seed', '')}"]
     width = max(len(label) for _, label, _ in _SUMMARY_ROWS)
     for key, label, unit in _SUMMARY_ROWS:
         if key in summary:
             lines.append(f"  {label:<{width}}  {_fmt(summary[key]):>16} {unit}")
+    report = format_fault_report(summary)
+    if report:
+        lines.append(report)
+    notes = [n for n in summary.get("invariant_notes", []) if not n.startswith("not checked")]
+    if notes:
+        lines.append("invariant violations:")
+        lines.extend(f"  {n}" for n in notes)
     return "\n".join(lines)
+
+
+def format_fault_kinds() -> str:
+    """Every fault kind with its keys, units and meaning (``hcsim list faults``)."""
+    from sim.faults.spec import FAULT_KINDS
+
+    out = ['Write each fault as a [[faults]] table with kind = "<kind>"; times are simulated seconds.']
+    for kind, model in FAULT_KINDS.items():
+        doc = (model.__doc__ or "").strip().splitlines()[0].replace("``", "")
+        out.append(f"\n{kind}: {doc}")
+        common = ["at_s", "until_s", "label"]
+        for name in [n for n in model.model_fields if n not in common and n != "kind"] + common:
+            field = model.model_fields[name]
+            default = "required" if field.is_required() else f"default {field.get_default(call_default_factory=True)!r}"
+            out.append(f"    {name:<16} {field.description or ''} ({default})")
+    return "\n".join(out)
 
 
 def _fail(message: str) -> None:
@@ -107,9 +164,12 @@ def run(scenario: Path, overrides: tuple[str, ...], seed: int | None, out: Path 
 
 
 @main.command(name="list")
-@click.argument("what", type=click.Choice(["protocols", "topologies", "workloads"]))
+@click.argument("what", type=click.Choice(["protocols", "topologies", "workloads", "faults"]))
 def list_(what: str) -> None:
-    """List registered protocols, topologies or workload transaction types."""
+    """List registered protocols, topologies, workload transaction types or fault kinds."""
+    if what == "faults":
+        click.echo(format_fault_kinds())
+        return
     if what == "protocols":
         from sim.consensus.base import protocol_names
 

@@ -18,6 +18,7 @@ from pydantic import Field, SerializeAsAny, ValidationError, field_validator, mo
 
 from sim.consensus.base import ProtocolParams, get_protocol, protocol_names
 from sim.errors import ScenarioError
+from sim.faults.spec import FAULT_KINDS, FaultSpec, check_faults
 from sim.network.topology import TOPOLOGIES
 from sim.schema import StrictModel
 from sim.workload.types import TX_TYPES
@@ -109,6 +110,9 @@ class MetricsConfig(StrictModel):
 
     enabled: bool = Field(True, description="record per-transaction and per-block tables")
     throughput_bin_s: float = Field(1.0, gt=0, description="bin width of the throughput-over-time series")
+    stall_after_s: float = Field(
+        5.0, gt=0, description="a run is 'stalled' if load was offered but nothing committed in its last stall_after_s seconds"
+    )
 
 
 class Scenario(StrictModel):
@@ -124,10 +128,16 @@ class Scenario(StrictModel):
     protocol: SerializeAsAny[ProtocolParams] = Field(default_factory=lambda: {"name": "raft"})  # type: ignore[arg-type]
     workload: WorkloadConfig = Field(default_factory=WorkloadConfig)
     metrics: MetricsConfig = Field(default_factory=MetricsConfig)
+    faults: list[FaultSpec] = Field(default_factory=list, description="[[faults]] entries (hcsim list faults)")
+    strict_faults: bool = Field(
+        False, description="reject faults that exceed what the protocol tolerates (crashed, cut off or Byzantine at once)"
+    )
 
     @field_validator("protocol", mode="before")
     @classmethod
     def _protocol_params(cls, value: Any) -> Any:
+        if type(value) is ProtocolParams:  # the default: becomes the named protocol's own Params
+            value = value.model_dump()
         if isinstance(value, Mapping):
             name = value.get("name", "raft")
             try:
@@ -159,8 +169,10 @@ class Scenario(StrictModel):
             if unknown:
                 problems.append(f"network.cities has unknown cities {unknown}; known: {', '.join(known)}")
         problems += [f"protocol: {p}" for p in get_protocol(self.protocol.name).check(self.protocol, n)]
+        if not problems:
+            problems += check_faults(self)
         if problems:
-            raise ValueError("; ".join(problems))
+            raise ValueError("\n".join(problems))  # parse_scenario lists them one per line
         return self
 
     def resolved(self) -> dict[str, Any]:
@@ -224,6 +236,10 @@ def _model_at(loc: Sequence[Any], raw: Mapping[str, Any]) -> type[StrictModel] |
     """The model class that owns the field at ``loc`` (for 'did you mean' hints)."""
     model: Any = Scenario
     data: Any = raw
+    loc = list(loc)
+    if len(loc) >= 3 and loc[0] == "faults" and isinstance(loc[1], int):
+        # faults.<index>.<kind>.<key>: the model is the one of that kind
+        return FAULT_KINDS.get(str(loc[2])) if len(loc) == 3 else None
     for part in loc:
         if model is Scenario and part == "protocol":
             name = data.get("protocol", {}).get("name", "raft") if isinstance(data, Mapping) else "raft"
@@ -242,18 +258,33 @@ def _model_at(loc: Sequence[Any], raw: Mapping[str, Any]) -> type[StrictModel] |
     return model
 
 
+def _dotted(loc: Sequence[Any]) -> str:
+    """A location as users write it: ``faults[0] (crash).at_s`` rather than ``faults.0.crash.at_s``."""
+    parts = [str(p) for p in loc]
+    if len(parts) >= 2 and parts[0] == "faults" and isinstance(loc[1], int):
+        head = f"faults[{loc[1]}]" + (f" ({parts[2]})" if len(parts) >= 3 else "")
+        return ".".join([head, *parts[3:]])
+    return ".".join(parts)
+
+
 def _describe(error: Mapping[str, Any], raw: Mapping[str, Any]) -> str:
     loc = [str(p) for p in error["loc"]]
-    field = ".".join(loc) or "<scenario>"
+    field = _dotted(error["loc"]) or "<scenario>"
     kind = error["type"]
     if kind == "extra_forbidden":
         owner = _model_at(error["loc"][:-1], raw)
         allowed = sorted(owner.model_fields) if owner else []
         hint = _did_you_mean(loc[-1], allowed)
-        where = ".".join(loc[:-1]) or "the top level"
+        where = _dotted(error["loc"][:-1]) or "the top level"
         return f"{field}: unknown key{hint}; allowed in {where}: {', '.join(allowed)}"
     if kind == "missing":
         return f"{field}: required, but missing"
+    if kind in {"union_tag_invalid", "union_tag_not_found"} and loc and loc[0] == "faults":
+        tag = (error.get("ctx") or {}).get("tag")
+        known = ", ".join(FAULT_KINDS)
+        if kind == "union_tag_not_found":
+            return f"{field}.kind: required, but missing; one of {known} (hcsim list faults)"
+        return f"{field}.kind = {tag!r}: unknown fault kind{_did_you_mean(str(tag), FAULT_KINDS)}; known: {known}"
     message = str(error["msg"]).removeprefix("Value error, ")
     if kind in {"value_error", "assertion_error"}:
         return f"{field}: {message}" if loc else message
@@ -265,7 +296,7 @@ def parse_scenario(raw: Mapping[str, Any], source: str = "<scenario>") -> Scenar
     try:
         return Scenario.model_validate(dict(raw))
     except ValidationError as exc:
-        raise ScenarioError([_describe(e, raw) for e in exc.errors()], source) from None
+        raise ScenarioError([line for e in exc.errors() for line in _describe(e, raw).split("\n")], source) from None
 
 
 def load_scenario(

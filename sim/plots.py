@@ -90,6 +90,8 @@ def overview_figure(result: RunResult) -> Figure:
 
     fig, (left, right) = plt.subplots(1, 2, figsize=(12, 4.2))
     faults = result.tables.get("faults")
+    if faults is not None and "fault" in faults.columns:  # the faults' own actions, not catch-up rows
+        faults = faults[faults["fault"] >= 0]
     times = faults["time_s"].tolist() if faults is not None and len(faults) else []
     throughput_over_time(result.throughput, ax=left, fault_times_s=times)
     latency_cdf(result.transactions, ax=right, warmup_s=result.scenario.warmup_s)

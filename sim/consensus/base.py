@@ -10,12 +10,14 @@ world only through its :class:`~sim.node.context.NodeContext` (``self.ctx``):
 
 from __future__ import annotations
 
+import dataclasses
 from abc import ABC, abstractmethod
-from collections.abc import Iterable
+from collections.abc import Callable, Iterable, Iterator
 from typing import TYPE_CHECKING, Any, ClassVar
 
 from pydantic import Field
 
+from sim.ledger import Block
 from sim.schema import StrictModel
 
 if TYPE_CHECKING:
@@ -59,6 +61,66 @@ class Message:
         """Transactions this message hands over (only for ``carries_txs`` types)."""
         return ()
 
+    # Hooks for the fault framework (sim/faults). The defaults find blocks in a
+    # message's dataclass fields, so a protocol's messages need no code for honest
+    # nodes to validate the blocks they carry or for a Byzantine node to tamper with them.
+
+    def carried_blocks(self) -> tuple[Block, ...]:
+        """Blocks this message carries (proposals, log entries, sync batches).
+
+        The default looks at the dataclass fields: a ``Block``, or a tuple or list of
+        ``Block`` or of records with a ``block`` attribute (like Raft's log entries).
+        Override if a message keeps its blocks elsewhere. (Not named ``blocks``:
+        dataclass messages often have a field of that name.)
+        """
+        return tuple(block for _, _, block in _block_slots(self))
+
+    def map_blocks(self, fn: Callable[[Block], Block]) -> Message:
+        """A copy with every carried block replaced by ``fn(block)`` (``self`` if none changes)."""
+        changes: dict[str, Any] = {}
+        for name, index, block in _block_slots(self):
+            new = fn(block)
+            if new is block:
+                continue
+            if index is None:
+                changes[name] = new
+                continue
+            items = list(changes.get(name, getattr(self, name)))
+            item = items[index]
+            items[index] = new if isinstance(item, Block) else dataclasses.replace(item, block=new)
+            changes[name] = type(getattr(self, name))(items)
+        return dataclasses.replace(self, **changes) if changes else self  # type: ignore[type-var]
+
+    def equivocal(self) -> Message | None:
+        """A conflicting variant of this message, sent by an equivocating node; None if none.
+
+        Messages that carry blocks need nothing here: an equivocating node sends them with
+        conflicting sibling blocks. Override for messages that conflict without carrying a
+        block, e.g. a vote: return the same vote for another block digest.
+        """
+        return None
+
+
+_FIELD_NAMES: dict[type, tuple[str, ...]] = {}
+
+
+def _block_slots(msg: Message) -> Iterator[tuple[str, int | None, Block]]:
+    """(field name, index in the field or None, block) for every block a message carries."""
+    cls = type(msg)
+    names = _FIELD_NAMES.get(cls)
+    if names is None:
+        names = tuple(f.name for f in dataclasses.fields(cls)) if dataclasses.is_dataclass(cls) else ()
+        _FIELD_NAMES[cls] = names
+    for name in names:
+        value = getattr(msg, name)
+        if isinstance(value, Block):
+            yield name, None, value
+        elif isinstance(value, tuple | list):
+            for i, item in enumerate(value):
+                block = item if isinstance(item, Block) else getattr(item, "block", None)
+                if isinstance(block, Block):
+                    yield name, i, block
+
 
 class ProtocolParams(StrictModel):
     """Scenario keys shared by every protocol (the ``[protocol]`` table).
@@ -90,6 +152,10 @@ class Protocol(ABC):
     #: True if the protocol computes its all-to-all phases (or gossip) in phase mode
     #: when ``ctx.phase_mode`` is True; False: it always moves every message as an event.
     supports_phase_mode: ClassVar[bool] = False
+    #: True if the protocol itself brings a node that rejoins (after a crash or a
+    #: partition) up to date, like Raft's AppendEntries; False: the fault framework
+    #: transfers the missing blocks from a peer (sim/faults/sync.py).
+    syncs_ledger: ClassVar[bool] = False
 
     def __init__(self, ctx: NodeContext, params: ProtocolParams) -> None:
         self.ctx = ctx
@@ -103,6 +169,11 @@ class Protocol(ABC):
     @classmethod
     def crash_tolerance(cls, params: ProtocolParams, n_nodes: int) -> int:
         """How many crashed nodes the protocol keeps committing through (0 if none)."""
+        return 0
+
+    @classmethod
+    def byzantine_tolerance(cls, params: ProtocolParams, n_nodes: int) -> int:
+        """How many Byzantine nodes the protocol stays safe and live with (0 if none)."""
         return 0
 
     def on_start(self) -> None:

@@ -101,6 +101,7 @@ class Raft(Protocol):
     name = "raft"
     Params = RaftParams
     params: RaftParams
+    syncs_ledger = True  # AppendEntries brings a rejoining follower up to date
 
     @classmethod
     def check(cls, params: ProtocolParams, n_nodes: int) -> list[str]:
@@ -213,10 +214,11 @@ class Raft(Protocol):
 
     def on_timer(self, name: str, data: Any) -> None:
         if name == "election" and self.role != "leader":
-            quiet_s = self.ctx.now - self.last_heard_s
-            # 1 ns slack: a re-armed timer lands on last_heard + timeout up to float rounding
-            if self.role == "follower" and quiet_s < self.election_timeout_s - 1e-9:
-                self.election_timer = self.ctx.set_timer(self.election_timeout_s - quiet_s, "election")
+            remaining_s = self.election_timeout_s - (self.ctx.now - self.last_heard_s)
+            # A remainder within rounding of zero would re-fire at this same instant forever
+            # (now + 1e-16 == now): treat it as expired.
+            if self.role == "follower" and remaining_s > 1e-9:
+                self.election_timer = self.ctx.set_timer(remaining_s, "election")
             else:
                 self._start_election()
         elif name == "heartbeat" and self.role == "leader":
@@ -261,6 +263,8 @@ class Raft(Protocol):
                         self._send_append(peer)
 
     def _commit_through(self, index: int) -> None:
+        if index <= self.commit_index:  # a late, short AppendEntries: the commit index never goes back
+            return
         for i in range(self.commit_index + 1, index + 1):
             self.ctx.deliver_block(self.log[i - 1].block)
         self.commit_index = index
@@ -331,7 +335,15 @@ class Raft(Protocol):
             self.leader_id = src
             self._forward_waiting()
         if msg.prev_index > self.last_index or self._term_at(msg.prev_index) != msg.prev_term:
-            hint = min(self.last_index, msg.prev_index - 1)
+            if msg.prev_index > self.last_index:
+                hint = self.last_index
+            else:
+                # Skip the whole conflicting term (Raft paper, section 5.3): backing off one entry
+                # per round trip never converged, as heartbeats kept resetting the probe.
+                conflict_term = self._term_at(msg.prev_index)
+                hint = msg.prev_index - 1
+                while hint > self.commit_index and self._term_at(hint) == conflict_term:
+                    hint -= 1
             ctx.send(src, AppendReply(self.term, False, max(hint, self.commit_index)))
             return
         index = msg.prev_index

@@ -8,7 +8,16 @@ from typing import TYPE_CHECKING, Any
 
 import pandas as pd
 
-from sim.metrics.invariants import check_conservation, check_ledgers, check_safety
+from sim.faults.recovery import RECOVERY_COLUMNS, recovery_table, stall_status
+from sim.metrics.invariants import (
+    ACCESS_AUDIT_COLUMNS,
+    check_consent,
+    check_conservation,
+    check_durability,
+    check_ledgers,
+    check_safety,
+    invariants_table,
+)
 from sim.metrics.summary import latency_summary, throughput_series
 
 if TYPE_CHECKING:
@@ -18,7 +27,7 @@ if TYPE_CHECKING:
 __all__ = ["RunResult", "TABLES", "collect"]
 
 #: the tables every run has, in the order they are written
-TABLES = ("transactions", "blocks", "messages", "nodes", "consensus", "faults", "throughput")
+TABLES = ("transactions", "blocks", "messages", "nodes", "consensus", "faults", "recovery", "invariants", "throughput")
 
 
 @dataclass
@@ -62,6 +71,14 @@ class RunResult:
     @property
     def faults(self) -> pd.DataFrame:
         return self.tables["faults"]
+
+    @property
+    def recovery(self) -> pd.DataFrame:
+        return self.tables["recovery"]
+
+    @property
+    def invariants(self) -> pd.DataFrame:
+        return self.tables["invariants"]
 
     @property
     def throughput(self) -> pd.DataFrame:
@@ -109,8 +126,38 @@ def _nodes_table(sim: Simulation) -> pd.DataFrame:
     )
 
 
-def _faults_table() -> pd.DataFrame:
-    return pd.DataFrame(columns=["time_s", "kind", "target", "detail"])
+_FAULT_COLUMNS = ["time_s", "fault", "label", "kind", "action", "nodes", "detail"]
+
+
+def _fault_tables(sim: Simulation, transactions: pd.DataFrame, consensus: pd.DataFrame) -> tuple[pd.DataFrame, pd.DataFrame]:
+    """The ``faults`` (what happened when, to whom) and ``recovery`` (one row per fault) tables."""
+    injector = sim.faults
+    if injector is None:
+        return pd.DataFrame(columns=_FAULT_COLUMNS), pd.DataFrame(columns=RECOVERY_COLUMNS)
+    faults = pd.DataFrame(injector.rows, columns=_FAULT_COLUMNS)
+    details: dict[int, str] = {}
+    for b in injector.behaviours:
+        if b.counts:
+            details[b.fault_id] = "; ".join(x for x in (details.get(b.fault_id, ""), f"node {b.node_id}: {b.summary()}") if x)
+    windows = sorted(injector.windows.values(), key=lambda w: (w.start_s, w.fault))
+    recovery = recovery_table(windows, transactions, consensus, sim.scenario.warmup_s, sim.env.now, details)
+    return faults, recovery
+
+
+def _fault_summary(sim: Simulation, transactions: pd.DataFrame, recovery: pd.DataFrame) -> dict[str, Any]:
+    """Summary keys about faults: counts, first fault's detection and recovery, stall, per-fault report."""
+    out: dict[str, Any] = {"faults": len(sim.scenario.faults)}
+    out.update(stall_status(transactions, sim.env.now, sim.scenario.metrics.stall_after_s))
+    first = recovery.iloc[0] if len(recovery) else None
+    out["detect_s"] = float(first["detect_s"]) if first is not None else math.nan
+    out["recover_s"] = float(first["recover_s"]) if first is not None else math.nan
+    guard = sim.faults.guard if sim.faults is not None else None
+    out["invalid_blocks_rejected"] = len(guard.rejected_blocks) if guard else 0
+    out["invalid_messages_dropped"] = guard.rejected_messages if guard else 0
+    out["fault_report"] = [
+        {k: (v.item() if hasattr(v, "item") else v) for k, v in row.items()} for row in recovery.to_dict("records")
+    ]
+    return out
 
 
 def collect(sim: Simulation, wall_time_s: float, manifest: dict[str, Any] | None = None) -> RunResult:
@@ -119,24 +166,39 @@ def collect(sim: Simulation, wall_time_s: float, manifest: dict[str, Any] | None
     rec = sim.recorder
     transactions = rec.transactions_table()
     duration_s = sim.env.now
-    tables = {
-        "transactions": transactions,
-        "blocks": rec.blocks_table(),
-        "messages": _messages_table(sim),
-        "nodes": _nodes_table(sim),
-        "consensus": rec.consensus_table(),
-        "faults": _faults_table(),
-        "throughput": throughput_series(transactions, duration_s, scenario.metrics.throughput_bin_s),
-    }
-    honest = range(sim.n)
+    consensus = rec.consensus_table()
+    faults, recovery = _fault_tables(sim, transactions, consensus)
+    honest = sim.faults.honest() if sim.faults is not None else list(range(sim.n))
     ledgers = [n.ledger for n in sim.nodes]
     safety, safety_notes = check_safety(ledgers, honest)
     integrity, integrity_notes = check_ledgers(ledgers, honest)
     submitted = len(sim.txs)
     if rec.enabled:
         conservation, conservation_notes = check_conservation(transactions, submitted, sim.pending_tx_ids())
+        committed_ids = transactions.loc[transactions["outcome"] == "committed", "tx_id"].to_numpy()
+        lost, lost_notes = check_durability(ledgers, honest, committed_ids.tolist())
     else:
         conservation, conservation_notes = 0, ["not checked: metrics.enabled = false"]
+        lost, lost_notes = 0, ["not checked: metrics.enabled = false"]
+    consent, consent_notes = check_consent(pd.DataFrame(sim.access_audit, columns=list(ACCESS_AUDIT_COLUMNS)))
+    checks = {
+        "safety": (safety, safety_notes),
+        "ledger_integrity": (integrity, integrity_notes),
+        "conservation": (conservation, conservation_notes),
+        "durability": (lost, lost_notes),
+        "consent": (consent, consent_notes),
+    }
+    tables = {
+        "transactions": transactions,
+        "blocks": rec.blocks_table(),
+        "messages": _messages_table(sim),
+        "nodes": _nodes_table(sim),
+        "consensus": consensus,
+        "faults": faults,
+        "recovery": recovery,
+        "invariants": invariants_table(checks),
+        "throughput": throughput_series(transactions, duration_s, scenario.metrics.throughput_bin_s),
+    }
     outcomes = transactions["outcome"].value_counts()
     messages, size_bytes = sim.network.totals()
     committed = int(outcomes.get("committed", 0))
@@ -163,7 +225,10 @@ def collect(sim: Simulation, wall_time_s: float, manifest: dict[str, Any] | None
             "safety_violations": safety,
             "ledger_violations": integrity,
             "conservation_violations": conservation,
-            "invariant_notes": safety_notes + integrity_notes + conservation_notes,
+            "committed_lost": lost,
+            "consent_violations": consent,
+            "invariant_violations": safety + integrity + conservation + lost + consent,
+            "invariant_notes": safety_notes + integrity_notes + conservation_notes + lost_notes + consent_notes,
             "cpu_utilization_max": float(tables["nodes"]["cpu_utilization"].max()),
             "sim_time_s": float(duration_s),
             "wall_time_s": float(wall_time_s),
@@ -171,4 +236,5 @@ def collect(sim: Simulation, wall_time_s: float, manifest: dict[str, Any] | None
             "events_per_wall_s": float(sim.env.events_scheduled / wall_time_s) if wall_time_s > 0 else math.nan,
         }
     )
+    summary.update(_fault_summary(sim, transactions, recovery))
     return RunResult(scenario=scenario, seed=sim.seed, summary=summary, tables=tables, manifest=manifest or {})

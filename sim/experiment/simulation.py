@@ -8,10 +8,11 @@ from typing import Any
 import simpy
 
 from sim.config import Scenario
-from sim.consensus.base import get_protocol
+from sim.consensus.base import Message, get_protocol
+from sim.faults.injector import FaultInjector
 from sim.ledger import Block
-from sim.metrics.records import BlockInfo
 from sim.metrics.recorder import NullRecorder, Recorder
+from sim.metrics.records import BlockInfo
 from sim.network.network import Network
 from sim.network.topology import Topology, TopologyParams, build_topology
 from sim.node.node import Node
@@ -80,6 +81,15 @@ class Simulation:
         self.phase_mode = wants_phase and self.protocol_cls.supports_phase_mode
         self.txs: list[Transaction] = []
         self._block_info: dict[bytes, BlockInfo] = {}
+        # Fault framework hooks (sim/faults): message types handled by a framework service
+        # instead of the protocol (block sync); the block validity guard of honest nodes,
+        # set only when Byzantine faults are configured.
+        self.services: dict[type, Callable[[int, int, Any], None]] = {}
+        self.block_guard: Any = None
+        # Access-control audit fed by the consent contract: one dict per access decision
+        # with keys time_s, node_id, patient, grantee, consent_applied_s (NaN if no consent
+        # was applied at that node). Read by the consent invariant (sim/metrics/invariants.py).
+        self.access_audit: list[dict[str, Any]] = []
         self.nodes: list[Node] = [
             Node(
                 i,
@@ -104,10 +114,17 @@ class Simulation:
         )
         start = self.env.timeout(0)
         start.callbacks.append(lambda _e: [node.protocol.on_start() for node in self.nodes])
+        # Built after the start event so that faults at time 0 act after on_start.
+        self.faults: FaultInjector | None = FaultInjector(self) if scenario.faults else None
 
     # ------------------------------------------------------------- plumbing
 
-    def _deliver(self, src: int, dst: int, msg: Any) -> None:
+    def _deliver(self, src: int, dst: int, msg: Message) -> None:
+        if self.services:
+            service = self.services.get(type(msg))
+            if service is not None:
+                service(src, dst, msg)
+                return
         self.nodes[dst].receive(src, msg)
 
     def _submit(self, tx: Transaction) -> None:
@@ -139,6 +156,14 @@ class Simulation:
         """Facts about a block built in this simulation."""
         return self._block_info[block.block_hash]
 
+    def has_block(self, block_hash: bytes) -> bool:
+        """True if some node built (or a Byzantine node forged) a block with this hash."""
+        return block_hash in self._block_info
+
+    def block_variant(self, original: Block, variant: Block) -> None:
+        """Index ``variant`` (a Byzantine copy of ``original`` with the same transactions)."""
+        self._block_info.setdefault(variant.block_hash, self._block_info[original.block_hash])
+
     # ------------------------------------------------------------------ run
 
     def run_until(self, until_s: float, on_progress: Callable[[float], None] | None = None, steps: int = 100) -> None:
@@ -155,13 +180,16 @@ class Simulation:
 
     def pending_tx_ids(self) -> set[int]:
         """Transactions still held somewhere: signature checks at the origin, mempools,
-        protocol state, forwarding messages, or blocks delivered to a ledger whose
-        execution has not finished."""
+        protocol state, forwarding messages on the wire or waiting for the receiver's CPU,
+        or blocks delivered to a ledger whose execution has not finished."""
         held: set[int] = set(self.network.in_flight())
         for node in self.nodes:
             held.update(tx.tx_id for tx in node.mempool)
             held.update(node.verifying)
+            held.update(tx_id for tx_id, count in node.receiving.items() if count > 0)
             held.update(node.protocol.pending_tx_ids())
             for height in range(node.applied_height + 1, node.ledger.height + 1):
                 held.update(node.ledger.block_at(height).tx_ids)
+        if self.faults is not None:
+            held.update(self.faults.held_tx_ids())
         return held

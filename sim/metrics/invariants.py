@@ -1,14 +1,32 @@
-"""Invariant checks run at the end of every run: they count violations, never hide them."""
+"""Invariant checks run at the end of every run: they count violations, never hide them.
+
+Each check returns (violations, descriptions of the first few); :func:`invariants_table`
+gathers them into the ``invariants`` table. "Honest" nodes are the ones that were never
+Byzantine (a fault may make a node Byzantine for a while; see sim/faults).
+"""
 
 from __future__ import annotations
 
-from collections.abc import Collection, Sequence
+import math
+from collections.abc import Collection, Iterable, Mapping, Sequence
+from typing import Any
 
 import pandas as pd
 
 from sim.ledger import Ledger, verify_chain
 
-__all__ = ["check_conservation", "check_ledgers", "check_safety"]
+__all__ = [
+    "ACCESS_AUDIT_COLUMNS",
+    "check_consent",
+    "check_conservation",
+    "check_durability",
+    "check_ledgers",
+    "check_safety",
+    "invariants_table",
+]
+
+#: columns of the access-control audit the consent invariant reads (one row per access decision)
+ACCESS_AUDIT_COLUMNS = ("time_s", "node_id", "patient", "grantee", "consent_applied_s")
 
 
 def check_safety(ledgers: Sequence[Ledger], honest: Collection[int]) -> tuple[int, list[str]]:
@@ -71,3 +89,57 @@ def check_conservation(transactions: pd.DataFrame, submitted: int, pending_held:
     if vanished:
         problems.append(f"{len(vanished)} pending transactions are held nowhere, e.g. ids {vanished[:5]}")
     return len(vanished), problems
+
+
+def check_durability(ledgers: Sequence[Ledger], honest: Collection[int], committed_tx_ids: Iterable[int]) -> tuple[int, list[str]]:
+    """Committed transactions that no honest node's ledger holds (lost after commit).
+
+    A transaction counts as committed once any node applied a block with it; if only
+    Byzantine nodes hold that block, the commit was not durable.
+
+    Returns:
+        (number of lost transactions, descriptions of the first few).
+    """
+    blocks = {}
+    for i in honest:
+        for block in ledgers[i].blocks:
+            blocks[block.block_hash] = block
+    held = {tx for block in blocks.values() for tx in block.tx_ids}
+    lost = sorted(set(committed_tx_ids) - held)
+    if not lost:
+        return 0, []
+    return len(lost), [f"{len(lost)} committed transactions are in no honest ledger, e.g. ids {lost[:5]}"]
+
+
+def check_consent(audit: pd.DataFrame) -> tuple[int, list[str]]:
+    """Access granted at a node without a consent committed (applied) there before it.
+
+    The audit has :data:`ACCESS_AUDIT_COLUMNS`; it is fed by the consent contract
+    (``Simulation.access_audit``). A row violates the invariant if its
+    ``consent_applied_s`` is missing (NaN) or later than its ``time_s``. An empty audit
+    (no consent contract in the run) has no violations.
+
+    Returns:
+        (number of violating accesses, descriptions of the first few).
+    """
+    if audit.empty:
+        return 0, []
+    missing = [c for c in ACCESS_AUDIT_COLUMNS if c not in audit.columns]
+    if missing:
+        raise ValueError(f"access audit lacks columns {missing}; expected {list(ACCESS_AUDIT_COLUMNS)}")
+    consent = audit["consent_applied_s"].astype(float)
+    bad = audit[consent.isna() | (consent > audit["time_s"])]
+    described = [
+        f"t = {r.time_s:.3f} s: node {r.node_id} granted {r.grantee} access to patient {r.patient} "
+        + ("with no consent applied" if math.isnan(r.consent_applied_s) else f"before its consent applied at {r.consent_applied_s:.3f} s")
+        for r in bad.head(5).itertuples()
+    ]
+    return len(bad), described
+
+
+def invariants_table(results: Mapping[str, tuple[int, list[str]]]) -> pd.DataFrame:
+    """The ``invariants`` table: one row per invariant with its count and first examples."""
+    rows: list[dict[str, Any]] = [
+        {"invariant": name, "violations": int(count), "examples": " | ".join(notes)} for name, (count, notes) in results.items()
+    ]
+    return pd.DataFrame(rows, columns=["invariant", "violations", "examples"])

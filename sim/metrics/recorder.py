@@ -120,13 +120,16 @@ class Recorder:
         n = len(submit)
         outcome = np.full(n, "pending", dtype=object)
         reason = np.full(n, "", dtype=object)
+        dropped_s = np.full(n, np.nan)
         for records, label in ((self.dropped, "dropped"), (self.rejected, "rejected")):
             for tx_id, rec in records.items():
                 outcome[tx_id] = label
                 reason[tx_id] = rec.reason
+                dropped_s[tx_id] = rec.time_s
         committed = ~np.isnan(decided)
         outcome[committed] = "committed"
         reason[committed] = ""
+        dropped_s[committed] = np.nan
         return pd.DataFrame(
             {
                 "tx_id": np.arange(n, dtype=np.int64),
@@ -144,6 +147,7 @@ class Recorder:
                 "height": np.asarray(self.height, dtype=np.int64),
                 "outcome": pd.Categorical(outcome, categories=["committed", "rejected", "dropped", "pending"]),
                 "reason": reason.astype(str),
+                "dropped_s": dropped_s,
             }
         )
 

@@ -4,13 +4,15 @@ A message leaves its sender's uplink after every earlier message from that
 sender (FIFO), takes ``size_bytes * 8 / bandwidth_bps`` seconds to serialize,
 then ``delay_s[src][dst]`` (+ jitter) to propagate. Each message costs exactly
 one SimPy event: its arrival. Faults act on the state kept here (``up``,
-``group``, ``extra_delay_s``, ``loss_rate``) and never on protocol code.
+``group``, ``extra_delay_s``, ``loss_rate``, ``link_rules``) and never on protocol code.
 """
 
 from __future__ import annotations
 
+import math
 from collections import Counter
 from collections.abc import Callable, Iterable, Sequence
+from dataclasses import dataclass
 
 import numpy as np
 import simpy
@@ -18,10 +20,47 @@ import simpy
 from sim.consensus.base import Message
 from sim.network import gossip
 
-__all__ = ["Network"]
+__all__ = ["LinkRule", "Network"]
 
 DeliverFn = Callable[[int, int, Message], None]
 TxDropFn = Callable[[Sequence[int], int, str], None]
+
+
+@dataclass(frozen=True, eq=False)
+class LinkRule:
+    """A degradation of some links (a ``degrade`` fault): added to their base behaviour.
+
+    Attributes:
+        extra_delay_s: added one-way delay, seconds.
+        jitter_s: added delay uniform on [0, jitter_s], seconds.
+        loss_rate: extra, independent loss probability.
+        bandwidth_bps: cap on the sender's serialization rate over these links, bits/s.
+        nodes: the rule covers links with an end in this set (None: every node).
+        pairs: the rule covers exactly these directed (src, dst) links (overrides ``nodes``).
+        cross_region: only links whose ends are in different regions (per ``region``).
+        region: region name of every node (needed with ``cross_region``).
+        bandwidth_from: nodes whose uplink the bandwidth cap slows (None: every sender the
+            rule covers).
+    """
+
+    extra_delay_s: float = 0.0
+    jitter_s: float = 0.0
+    loss_rate: float = 0.0
+    bandwidth_bps: float = math.inf
+    nodes: frozenset[int] | None = None
+    pairs: frozenset[tuple[int, int]] | None = None
+    cross_region: bool = False
+    region: tuple[str, ...] = ()
+    bandwidth_from: frozenset[int] | None = None
+
+    def covers(self, src: int, dst: int) -> bool:
+        """True if the link ``src -> dst`` is degraded by this rule."""
+        if self.pairs is not None:
+            if (src, dst) not in self.pairs:
+                return False
+        elif self.nodes is not None and src not in self.nodes and dst not in self.nodes:
+            return False
+        return not self.cross_region or self.region[src] != self.region[dst]
 
 
 class Network:
@@ -60,6 +99,7 @@ class Network:
         self.jitter_s = jitter_s
         self.loss_rate = loss_rate
         self.extra_delay_s = 0.0
+        self.link_rules: list[LinkRule] = []  # active link degradations (faults), in order
         self.up = [True] * n
         self.group = [0] * n  # partition group per node; messages cross groups never
         self.uplink_free_s = [0.0] * n
@@ -80,6 +120,29 @@ class Network:
         """True if a message from ``src`` can reach ``dst`` now."""
         return self.up[src] and self.up[dst] and self.group[src] == self.group[dst]
 
+    def _delay(self, src: int, dst: int) -> float:
+        """Propagation delay src -> dst, seconds (a row becomes a list on its first use: fast scalar reads)."""
+        row = self._delay_rows[src]
+        if row is None:
+            row = self._delay_rows[src] = self.delay_s[src].tolist()
+        return row[dst]
+
+    def link(self, src: int, dst: int) -> tuple[float, float, float, float]:
+        """The link ``src -> dst`` now, degradations included: (delay_s, jitter_s, loss_rate, bandwidth_bps).
+
+        Phase-mode code that computes deliveries without messages should use this too.
+        """
+        delay_s = self._delay(src, dst) + self.extra_delay_s
+        jitter_s, loss_rate, bandwidth_bps = self.jitter_s, self.loss_rate, self.bandwidth_bps[src]
+        for rule in self.link_rules:
+            if rule.covers(src, dst):
+                delay_s += rule.extra_delay_s
+                jitter_s += rule.jitter_s
+                loss_rate = 1.0 - (1.0 - loss_rate) * (1.0 - rule.loss_rate)
+                if rule.bandwidth_from is None or src in rule.bandwidth_from:
+                    bandwidth_bps = min(bandwidth_bps, rule.bandwidth_bps)
+        return delay_s, jitter_s, loss_rate, bandwidth_bps
+
     def send(self, src: int, dst: int, msg: Message, ready_s: float | None = None) -> None:
         """Send ``msg`` from ``src`` to ``dst``; it enters the uplink at ``ready_s`` (default now)."""
         now = self.env.now
@@ -97,7 +160,12 @@ class Network:
             self._transmit(src, dst, msg, size, kind, start_s)
 
     def _transmit(self, src: int, dst: int, msg: Message, size: int, kind: str, start_s: float) -> None:
-        tx_time_s = size * 8.0 / self.bandwidth_bps[src]
+        if self.link_rules:
+            delay_s, jitter_s, loss_rate, bandwidth_bps = self.link(src, dst)
+        else:
+            delay_s = self._delay(src, dst) + self.extra_delay_s
+            jitter_s, loss_rate, bandwidth_bps = self.jitter_s, self.loss_rate, self.bandwidth_bps[src]
+        tx_time_s = size * 8.0 / bandwidth_bps
         self.uplink_free_s[src] = start_s + tx_time_s
         counter = self.sent.get((src, kind))
         if counter is None:
@@ -105,13 +173,10 @@ class Network:
         else:
             counter[0] += 1
             counter[1] += size
-        row = self._delay_rows[src]
-        if row is None:
-            row = self._delay_rows[src] = self.delay_s[src].tolist()
-        arrival_s = start_s + tx_time_s + row[dst] + self.extra_delay_s
-        if self.jitter_s > 0:
-            arrival_s += self._rng.uniform(0.0, self.jitter_s)
-        lost = self.loss_rate > 0 and self._rng.random() < self.loss_rate
+        arrival_s = start_s + tx_time_s + delay_s
+        if jitter_s > 0:
+            arrival_s += self._rng.uniform(0.0, jitter_s)
+        lost = loss_rate > 0 and self._rng.random() < loss_rate
         if msg.carries_txs:
             self.in_flight_txs.update(msg.tx_ids())
         if lost or not self.reachable(src, dst):

@@ -68,8 +68,11 @@ class NodeContext:
 
     @property
     def now(self) -> float:
-        """Simulated time, seconds."""
-        return self._node.env.now
+        """Simulated time on this node's clock, seconds (true time unless a clock_skew fault applies)."""
+        node = self._node
+        if node.clock is None:
+            return node.env.now
+        return node.clock.read(node.env.now)
 
     @property
     def mempool(self) -> Mempool:
@@ -150,15 +153,18 @@ class NodeContext:
 
     def tx_dropped(self, tx_ids: Iterable[int], reason: str) -> None:
         """Tell the recorder that this node gave up these transactions."""
-        self._node.sim.recorder.txs_dropped(list(tx_ids), self.node_id, self.now, reason)
+        self._node.sim.recorder.txs_dropped(list(tx_ids), self.node_id, self._node.env.now, reason)
 
     def make_block(self, height: int, prev_hash: bytes, txs: Sequence[Transaction], round: int = 0) -> Block:
         """Build a block of ``txs`` on ``prev_hash`` proposed by this node now."""
+        node = self._node
+        if node.behaviour is not None:  # a censoring node leaves transactions out
+            txs = node.behaviour.filter_proposal(node, txs)
         block = Block.build(
             height=height,
             prev_hash=prev_hash,
             proposer=self.node_id,
-            created_s=self.now,
+            created_s=node.env.now,
             tx_ids=tuple(tx.tx_id for tx in txs),
             tx_hashes=tuple(tx_digest(tx.tx_id, tx.tx_type, tx.origin, tx.size_bytes) for tx in txs),
             tx_bytes=sum(tx.size_bytes for tx in txs),
@@ -185,4 +191,4 @@ class NodeContext:
 
     def record(self, kind: str, **fields: Any) -> None:
         """Record a consensus event (election, view change, new leader, round ...)."""
-        self._node.sim.recorder.consensus_event(self.node_id, self.now, kind, fields)
+        self._node.sim.recorder.consensus_event(self.node_id, self._node.env.now, kind, fields)

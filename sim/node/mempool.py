@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 from collections import OrderedDict
-from collections.abc import Iterable, Iterator
+from collections.abc import Callable, Iterable, Iterator
 
 from sim.workload.transaction import Transaction
 
@@ -24,6 +24,9 @@ class Mempool:
         self.peak_tx = 0
         self._area_tx_s = 0.0  # integral of size over time, for the time-weighted mean
         self._last_change_s = 0.0
+        # True time source; set when the node's protocol reads a skewed clock (clock_skew
+        # fault) so the time-weighted statistics stay in true time.
+        self.clock: Callable[[], float] | None = None
 
     def __len__(self) -> int:
         return len(self._txs)
@@ -40,6 +43,8 @@ class Mempool:
         return self._bytes
 
     def _account(self, now_s: float) -> None:
+        if self.clock is not None:
+            now_s = self.clock()
         self._area_tx_s += len(self._txs) * (now_s - self._last_change_s)
         self._last_change_s = now_s
 

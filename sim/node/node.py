@@ -2,12 +2,13 @@
 
 from __future__ import annotations
 
+from collections import Counter
 from collections.abc import Iterable
 from typing import TYPE_CHECKING, Any
 
 import numpy as np
 
-from sim.ledger import Block, Ledger
+from sim.ledger import Block, Ledger, LedgerError
 from sim.node.context import NodeContext, Timer
 from sim.node.cpu import Cpu
 from sim.node.mempool import Mempool
@@ -16,6 +17,8 @@ if TYPE_CHECKING:
     from sim.config import NodeConfig
     from sim.consensus.base import Message, Protocol
     from sim.experiment.simulation import Simulation
+    from sim.faults.byzantine import Behaviour
+    from sim.faults.injector import LocalClock
     from sim.workload.transaction import Transaction
 
 __all__ = ["Node"]
@@ -47,8 +50,15 @@ class Node:
         self.ledger = Ledger()
         self.applied_height = 0
         self.verifying: set[int] = set()  # submitted transactions whose signature check is queued
+        self.receiving: Counter[int] = Counter()  # transactions in arrived messages waiting for the CPU
         self.up = True
         self.epoch = 0  # bumped on crash: timers and CPU work of an earlier life never fire
+        # Set by the fault framework (sim/faults) only: a Byzantine behaviour acting on what
+        # this node sends, admits and proposes; a skewed local clock; the height up to which
+        # block sync delivered blocks on the protocol's behalf.
+        self.behaviour: Behaviour | None = None
+        self.clock: LocalClock | None = None
+        self.synced_through = 0
         self._cpu_rng = cpu_rng
         self._exponential = costs.cpu_time == "exponential"
         self._bits_per_hash_s = costs.hash_rate_bps
@@ -85,12 +95,18 @@ class Node:
         if not self.up:
             return
         ready_s = self.cpu.reserve(self.env.now, self.costs.sign_s)
+        if self.behaviour is not None:
+            self.behaviour.transmit(self, (dst,), msg, ready_s)
+            return
         self.sim.network.send(self.node_id, dst, msg, ready_s)
 
     def multicast(self, dsts: Iterable[int], msg: Message) -> None:
         if not self.up:
             return
         ready_s = self.cpu.reserve(self.env.now, self.costs.sign_s)
+        if self.behaviour is not None:
+            self.behaviour.transmit(self, tuple(dsts), msg, ready_s)
+            return
         self.sim.network.multicast(self.node_id, dsts, msg, ready_s)
 
     def receive(self, src: int, msg: Message) -> None:
@@ -99,11 +115,30 @@ class Node:
             return
         cost_s = msg.signatures * self.costs.verify_s + msg.size_bytes() * 8.0 / self._bits_per_hash_s
         done_s = self.cpu.reserve(self.env.now, cost_s)
-        self._at(done_s, self.protocol.on_message, src, msg)
+        handler = self.protocol.on_message if self.sim.block_guard is None else self._guarded
+        if msg.carries_txs and done_s > self.env.now:
+            # Arrived, not yet verified: these transactions are held here (conservation).
+            ids = msg.tx_ids()
+            self.receiving.update(ids)
+            self._at(done_s, self._verified, handler, src, msg, ids)
+        else:
+            self._at(done_s, handler, src, msg)
+
+    def _verified(self, handler: Any, src: int, msg: Message, ids: tuple[int, ...]) -> None:
+        self.receiving.subtract(ids)
+        handler(src, msg)
+
+    def _guarded(self, src: int, msg: Message) -> None:
+        """With Byzantine nodes about: hand over only messages whose blocks are valid."""
+        guard = self.sim.block_guard
+        if guard is None or guard.accepts(self, src, msg):
+            self.protocol.on_message(src, msg)
 
     # ----------------------------------------------------------------- timers
 
     def set_timer(self, delay_s: float, name: str, data: Any) -> Timer:
+        if self.clock is not None:  # a skewed clock: delay_s is measured on the local clock
+            delay_s = self.clock.real_delay_s(delay_s)
         timer = Timer(name, data, self.env.now + delay_s, self.epoch)
         event = self.env.timeout(max(0.0, delay_s))
         event.callbacks.append(lambda _e: self._fire(timer))
@@ -142,6 +177,9 @@ class Node:
         """Put ``tx`` in the mempool; reject (and record) if full; tell the protocol if ``notify``."""
         if tx.tx_id in self.mempool:
             return True
+        if self.behaviour is not None and self.behaviour.refuses(tx):
+            self.sim.recorder.txs_dropped([tx.tx_id], self.node_id, self.env.now, self.behaviour.refusal)
+            return False
         if not self.mempool.add(tx, self.env.now):
             self.sim.recorder.tx_rejected(tx.tx_id, self.node_id, self.env.now, "mempool full")
             return False
@@ -157,7 +195,18 @@ class Node:
         Returns:
             The time the block is applied (execution done).
         """
-        self.ledger.append(block)
+        if block.height <= self.synced_through and self.ledger.hash_at(block.height) == block.block_hash:
+            return self.env.now  # block sync already delivered it on the protocol's behalf
+        try:
+            self.ledger.append(block)
+        except LedgerError as exc:
+            # A protocol that does not tolerate Byzantine nodes can be led to deliver a block
+            # that does not extend this ledger; honest code refuses it. Without Byzantine
+            # nodes this is a protocol bug and must surface.
+            if self.sim.block_guard is None:
+                raise
+            self.sim.block_guard.refused(self, block, str(exc))
+            return self.env.now
         info = self.sim.block_info(block)
         cost_s = self._cost(info.execute_s * self.costs.execute_scale, block.tx_count)
         done_s = self.cpu.reserve(self.env.now, cost_s)
@@ -185,9 +234,11 @@ class Node:
         self.epoch += 1
         self.sim.network.up[self.node_id] = False
         self.cpu.reset(now)
-        lost = self.mempool.drain(now)
+        lost = [tx.tx_id for tx in self.mempool.drain(now)]
+        lost += [tx_id for tx_id, count in self.receiving.items() if count > 0]
+        self.receiving.clear()
         if lost:
-            self.sim.recorder.txs_dropped([tx.tx_id for tx in lost], self.node_id, now, "node crashed")
+            self.sim.recorder.txs_dropped(lost, self.node_id, now, "node crashed")
         self.protocol.on_crash()
 
     def recover(self) -> None:
