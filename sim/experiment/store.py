@@ -3,7 +3,8 @@
 A run folder holds ``summary.json``, ``manifest.json`` and one Parquet file per
 table. It is written into a hidden temporary sibling folder and renamed into
 place, so a reader never sees half a run, and an interrupted write leaves the
-previous results untouched.
+previous results untouched. A sweep run that raised gets a folder too, with
+``manifest.json`` and ``error.json`` instead of tables.
 """
 
 from __future__ import annotations
@@ -21,7 +22,7 @@ import pandas as pd
 
 from sim.experiment.result import TABLES, RunResult
 
-__all__ = ["git_commit", "read_run", "write_json_atomic", "write_run"]
+__all__ = ["git_commit", "read_run", "write_failure", "write_json_atomic", "write_parquet_atomic", "write_run", "write_text_atomic"]
 
 
 def _json_default(value: Any) -> Any:
@@ -41,11 +42,31 @@ def _clean(value: Any) -> Any:
     return value
 
 
+def write_text_atomic(path: Path, text: str) -> None:
+    """Write ``text`` (UTF-8) to ``path`` via a temporary file and a rename."""
+    tmp = path.with_name(f".{path.name}.{uuid.uuid4().hex}.tmp")
+    try:
+        tmp.write_text(text, encoding="utf-8")
+        os.replace(tmp, path)
+    except BaseException:
+        tmp.unlink(missing_ok=True)
+        raise
+
+
 def write_json_atomic(path: Path, data: Any) -> None:
     """Write ``data`` as indented JSON to ``path`` via a temporary file and a rename."""
+    write_text_atomic(path, json.dumps(_clean(data), indent=2, default=_json_default) + "\n")
+
+
+def write_parquet_atomic(frame: pd.DataFrame, path: Path) -> None:
+    """Write ``frame`` to ``path`` as Parquet via a temporary file and a rename."""
     tmp = path.with_name(f".{path.name}.{uuid.uuid4().hex}.tmp")
-    tmp.write_text(json.dumps(_clean(data), indent=2, default=_json_default) + "\n", encoding="utf-8")
-    os.replace(tmp, path)
+    try:
+        frame.to_parquet(tmp, index=False)
+        os.replace(tmp, path)
+    except BaseException:
+        tmp.unlink(missing_ok=True)
+        raise
 
 
 def git_commit(start: Path | None = None) -> str | None:
@@ -60,17 +81,14 @@ def git_commit(start: Path | None = None) -> str | None:
     return out.stdout.strip() or None
 
 
-def write_run(result: RunResult, out_dir: str | Path) -> Path:
-    """Write ``result`` to ``out_dir`` atomically (replacing an earlier run there)."""
+def _write_folder(out_dir: str | Path, fill: Any) -> Path:
+    """Build a folder with ``fill(tmp_path)`` in a hidden sibling, then rename it to ``out_dir``."""
     out = Path(out_dir)
     out.parent.mkdir(parents=True, exist_ok=True)
     tmp = out.parent / f".{out.name}.tmp-{uuid.uuid4().hex[:8]}"
     tmp.mkdir()
     try:
-        for name in TABLES:
-            result.tables[name].to_parquet(tmp / f"{name}.parquet", index=False)
-        write_json_atomic(tmp / "summary.json", result.summary)
-        write_json_atomic(tmp / "manifest.json", result.manifest)
+        fill(tmp)
         if out.exists():
             old = out.parent / f".{out.name}.old-{uuid.uuid4().hex[:8]}"
             os.replace(out, old)
@@ -82,6 +100,36 @@ def write_run(result: RunResult, out_dir: str | Path) -> Path:
         shutil.rmtree(tmp, ignore_errors=True)
         raise
     return out
+
+
+def write_run(result: RunResult, out_dir: str | Path) -> Path:
+    """Write ``result`` to ``out_dir`` atomically (replacing an earlier run there).
+
+    Raises:
+        HcsimError: ``out_dir`` holds a sweep (``sweep.json``), which a run must not replace.
+    """
+    if (Path(out_dir) / "sweep.json").is_file():
+        from sim.errors import HcsimError
+
+        raise HcsimError(f"{out_dir} holds a sweep; write this run to another folder")
+
+    def fill(tmp: Path) -> None:
+        for name in TABLES:
+            result.tables[name].to_parquet(tmp / f"{name}.parquet", index=False)
+        write_json_atomic(tmp / "summary.json", result.summary)
+        write_json_atomic(tmp / "manifest.json", result.manifest)
+
+    return _write_folder(out_dir, fill)
+
+
+def write_failure(out_dir: str | Path, manifest: dict[str, Any], error: dict[str, Any]) -> Path:
+    """Record a run that raised: ``manifest.json`` and ``error.json`` in ``out_dir``, atomically."""
+
+    def fill(tmp: Path) -> None:
+        write_json_atomic(tmp / "error.json", error)
+        write_json_atomic(tmp / "manifest.json", manifest)
+
+    return _write_folder(out_dir, fill)
 
 
 def read_run(run_dir: str | Path) -> RunResult:
