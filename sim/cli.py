@@ -90,6 +90,8 @@ def run(scenario: Path, overrides: tuple[str, ...], seed: int | None, out: Path 
     except HcsimError as exc:
         _fail(str(exc))
         return
+    if resolved.sweep is not None:
+        click.echo("note: this scenario has a [sweep] table; hcsim run runs its base scenario once (hcsim sweep runs the grid)", err=True)
     target = out if out is not None else Path("results") / resolved.name
     progress = not quiet and sys.stderr.isatty()
     result = run_scenario(resolved, progress=progress)
@@ -256,6 +258,10 @@ def capacity(
         assert lo is not None and hi is not None
         click.echo(f"capacity: {vary} = {lo:g} meets the SLO, {hi:g} does not: the knee lies in [{lo:g}, {hi:g}) "
                    f"(bracket {(hi - lo) / lo:.1%} of the value)")
+    if result.status == "found" and replications > 1:
+        cons = result.conservative
+        click.echo(f"  with 95% confidence (each SLO met by the CI bound at every value tried up to it): "
+                   + (f"{vary} >= {cons:g}" if cons is not None else "no value tried qualifies; add replications"))
     for label, value in (("at capacity", lo), ("first failing", hi)):
         e = result.at(value)
         if e is not None:

@@ -39,7 +39,7 @@ from sim.experiment.store import write_json_atomic, write_parquet_atomic
 from sim.experiment.sweep import RunStore, execute_specs, make_spec, read_raw
 from sim.experiment.tables import ci95_halfwidth
 
-__all__ = ["CapacityResult", "Evaluation", "Slo", "bisect_capacity", "find_capacity"]
+__all__ = ["CapacityResult", "Evaluation", "Slo", "bisect_capacity", "conservative_capacity", "find_capacity"]
 
 #: keys the search can vary, and whether they are integers
 VARIABLE_KEYS = {"workload.rate_tps": False, "network.nodes": True}
@@ -92,6 +92,8 @@ class Evaluation:
     individually: int
     metrics: dict[str, tuple[float, float]]
     reason: str = ""
+    saturated: bool = False
+    meets_upper: bool = False  # the verdict under rule "upper" (every SLO met by its CI bound)
 
 
 @dataclass
@@ -102,6 +104,9 @@ class CapacityResult:
         capacity: largest evaluated value that meets the SLO (None if none did).
         first_failing: smallest evaluated value above it that does not (None if none did).
         status: "found", "above_max" (still meets at the upper limit) or "below_min".
+        conservative: largest evaluated value that, like every evaluated value below it,
+            meets the SLO by the unfavourable end of each metric's 95% CI: a capacity the
+            replications support with confidence (equal to ``capacity`` under rule "upper").
     """
 
     vary: str
@@ -114,6 +119,7 @@ class CapacityResult:
     evaluations: list[Evaluation] = field(default_factory=list)
     folder: Path | None = None
     wall_time_s: float = 0.0
+    conservative: float | None = None
 
     def at(self, value: float | None) -> Evaluation | None:
         """The evaluation of ``value``."""
@@ -273,7 +279,8 @@ def find_capacity(
             maximum=maximum if maximum is not None else (4096.0 if integer else start * 2**12),
         )
         result = CapacityResult(
-            vary, [str(s) for s in parsed], rule, replications, lo, hi, status, evaluations, folder, time.perf_counter() - wall0
+            vary, [str(s) for s in parsed], rule, replications, lo, hi, status, evaluations, folder,
+            time.perf_counter() - wall0, conservative_capacity(evaluations),
         )
         write_json_atomic(folder / "capacity.json", result.to_json())
         rows = [{"value": e.value, "meets": e.meets, "runs": e.runs, "failed": e.failed, "reason": e.reason,
@@ -320,10 +327,22 @@ def _judge(
         if not slo.holds(checked):
             reasons.append(f"{slo.metric} = {checked:.4g} ({'mean' if rule == 'mean' else 'CI bound'}) breaks {slo}")
     throughput = metrics["throughput_tps"][0]
-    if not throughput >= saturation_fraction * offered:
+    saturated = not throughput >= saturation_fraction * offered
+    if saturated:
         reasons.append(f"saturated: throughput {throughput:.4g} < {saturation_fraction:g} x offered {offered:.4g} tx/s")
     individually = sum(
         all(s.holds(float("nan") if summary.get(s.metric) is None else float(summary[s.metric])) for s in slos)
         for summary in summaries
     )
-    return Evaluation(value, not reasons, len(summaries), failed, individually, metrics, "; ".join(reasons))
+    meets_upper = not failed and not saturated and all(s.holds(s.worst(*metrics[s.metric])) for s in slos)
+    return Evaluation(value, not reasons, len(summaries), failed, individually, metrics, "; ".join(reasons), saturated, meets_upper)
+
+
+def conservative_capacity(evaluations: Sequence[Evaluation]) -> float | None:
+    """Largest evaluated value meeting the SLO by its CI bound, with every smaller evaluated value too."""
+    best = None
+    for e in sorted(evaluations, key=lambda e: e.value):
+        if not e.meets_upper:
+            break
+        best = e.value
+    return best
