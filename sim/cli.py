@@ -206,7 +206,7 @@ def sweep(
 @click.option("--max", "maximum", type=float, default=None, help="Never try more than this.")
 @click.option("--set", "overrides", multiple=True, metavar="KEY=VALUE", help="Override a scenario key.")
 @_executor_options
-@click.option("--out", type=click.Path(path_type=Path), default=None, help="Folder [default: results/<name>-capacity].")
+@click.option("--out", type=click.Path(path_type=Path), default=None, help="Folder [default: results/<name>-capacity-<rate_tps or nodes>].")
 @click.option("--run-timeout", type=float, default=None, metavar="SECONDS", help="Record a run still going after this many wall seconds as failed.")
 @click.option("--quiet", "-q", is_flag=True, help="No progress bars.")
 def capacity(
@@ -226,7 +226,7 @@ def capacity(
     except HcsimError as exc:
         _fail(str(exc))
         return
-    folder = out if out is not None else Path("results") / f"{base.name}-capacity"
+    folder = out if out is not None else Path("results") / f"{base.name}-capacity-{vary.rsplit('.', 1)[-1]}"
     slo_text = ", ".join(map(str, parsed)) or "none (saturation only)"
     click.echo(f"{base.name}: vary {vary}, SLO {slo_text}, not saturated (throughput >= {saturation:g} x offered), "
                f"rule {rule}, {replications} replications per value, on {executor.description}")
@@ -256,8 +256,9 @@ def capacity(
         click.echo(f"capacity: {vary} >= {lo:g} (the SLO is still met at the largest value tried; raise --max)")
     else:
         assert lo is not None and hi is not None
+        width = "1 node" if vary == "network.nodes" else f"{(hi - lo) / lo:.1%} of the value"
         click.echo(f"capacity: {vary} = {lo:g} meets the SLO, {hi:g} does not: the knee lies in [{lo:g}, {hi:g}) "
-                   f"(bracket {(hi - lo) / lo:.1%} of the value)")
+                   f"(bracket {width})")
     if result.status == "found" and replications > 1:
         cons = result.conservative
         click.echo(f"  with 95% confidence (each SLO met by the CI bound at every value tried up to it): "

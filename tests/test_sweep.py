@@ -332,7 +332,7 @@ def test_one_writer_per_folder_and_runs_never_replace_a_sweep(tmp_path: Path) ->
     one = result.folder / "runs" / result.runs["run_id"].iloc[0]
     from sim.experiment.store import read_run
 
-    with pytest.raises(HcsimError, match="holds a sweep"):
+    with pytest.raises(HcsimError, match="holds a sweep or capacity search"):
         write_run(read_run(one), tmp_path / "s")
     with pytest.raises(HcsimError, match="single run"):
         with RunStore(one).locked():

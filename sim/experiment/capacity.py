@@ -36,7 +36,8 @@ from sim.config import Scenario
 from sim.errors import HcsimError, ScenarioError
 from sim.experiment.executors import Executor, SerialExecutor
 from sim.experiment.store import write_json_atomic, write_parquet_atomic
-from sim.experiment.sweep import RunStore, execute_specs, make_spec, read_raw
+from sim.experiment.store import RunStore
+from sim.experiment.sweep import execute_specs, make_spec, read_raw
 from sim.experiment.tables import ci95_halfwidth
 
 __all__ = ["CapacityResult", "Evaluation", "Slo", "bisect_capacity", "conservative_capacity", "find_capacity"]
@@ -230,7 +231,7 @@ def find_capacity(
         slos: objectives, as :class:`Slo` or ``"metric<=bound"`` strings.
         replications: runs per value (seeds as in sweeps: the same at every value).
         rule: "mean" or "upper" (see the module docstring).
-        out: folder for the runs and ``capacity.json``; default ``results/<name>-capacity``.
+        out: folder for the runs and ``capacity.json``; default ``results/<name>-capacity-<rate_tps or nodes>``.
         executor: where the replications run; default in this process.
         on_evaluation: called after each value is evaluated (the CLI prints a line).
 
@@ -251,7 +252,7 @@ def find_capacity(
     start = float(base.network.nodes if integer else base.workload.rate_tps)
     if start <= 0:
         raise ScenarioError([f"{vary} = {start:g}: the search starts from the scenario's value, which must be > 0"], base.name)
-    folder = Path(out) if out is not None else Path("results") / f"{base.name}-capacity"
+    folder = Path(out) if out is not None else Path("results") / f"{base.name}-capacity-{vary.rsplit('.', 1)[-1]}"
     store = RunStore(folder)
     ex = executor or SerialExecutor()
     evaluations: list[Evaluation] = []

@@ -9,20 +9,27 @@ previous results untouched. A sweep run that raised gets a folder too, with
 
 from __future__ import annotations
 
+import contextlib
 import json
 import math
 import os
 import shutil
 import subprocess
 import uuid
+from collections.abc import Iterator
+from datetime import datetime, timezone
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 import pandas as pd
 
+from sim.errors import HcsimError
 from sim.experiment.result import TABLES, RunResult
 
-__all__ = ["git_commit", "read_run", "write_failure", "write_json_atomic", "write_parquet_atomic", "write_run", "write_text_atomic"]
+if TYPE_CHECKING:
+    from sim.experiment.sweep import RunOutcome, RunSpec
+
+__all__ = ["RunStore", "git_commit", "read_run", "write_failure", "write_json_atomic", "write_parquet_atomic", "write_run", "write_text_atomic"]
 
 
 def _json_default(value: Any) -> Any:
@@ -106,12 +113,11 @@ def write_run(result: RunResult, out_dir: str | Path) -> Path:
     """Write ``result`` to ``out_dir`` atomically (replacing an earlier run there).
 
     Raises:
-        HcsimError: ``out_dir`` holds a sweep (``sweep.json``), which a run must not replace.
+        HcsimError: ``out_dir`` holds a sweep or capacity search (a ``runs/`` folder), which
+            a single run must not replace.
     """
-    if (Path(out_dir) / "sweep.json").is_file():
-        from sim.errors import HcsimError
-
-        raise HcsimError(f"{out_dir} holds a sweep; write this run to another folder")
+    if (Path(out_dir) / "runs").is_dir():
+        raise HcsimError(f"{out_dir} holds a sweep or capacity search; write this run to another folder")
 
     def fill(tmp: Path) -> None:
         for name in TABLES:
@@ -144,3 +150,75 @@ def read_run(run_dir: str | Path) -> RunResult:
     tables = {name: pd.read_parquet(folder / f"{name}.parquet") for name in TABLES if (folder / f"{name}.parquet").is_file()}
     scenario = parse_scenario(manifest["scenario"], str(folder / "manifest.json"))
     return RunResult(scenario=scenario, seed=int(manifest["seed"]), summary=summary, tables=tables, manifest=manifest)
+
+
+class RunStore:
+    """The ``runs/`` folder of a sweep (or capacity search): one folder per finished run."""
+
+    def __init__(self, folder: Path) -> None:
+        self.folder = Path(folder)
+        self.runs_dir = self.folder / "runs"
+
+    @contextlib.contextmanager
+    def locked(self) -> Iterator[None]:
+        """Hold an exclusive lock on the folder (two sweeps must not write one folder)."""
+        self.folder.mkdir(parents=True, exist_ok=True)
+        if (self.folder / "manifest.json").is_file():
+            raise HcsimError(f"{self.folder} holds a single run's results; give the sweep another --out folder")
+        try:
+            import fcntl
+        except ImportError:  # Windows: no advisory locks; trust the user
+            yield
+            return
+        with open(self.folder / ".lock", "w") as handle:
+            try:
+                fcntl.flock(handle, fcntl.LOCK_EX | fcntl.LOCK_NB)
+            except BlockingIOError:
+                raise HcsimError(f"another hcsim process is writing to {self.folder}") from None
+            self._remove_partial_writes()
+            yield
+
+    def _remove_partial_writes(self) -> None:
+        # Hidden siblings left by a write that was killed midway (never a finished run).
+        if self.runs_dir.is_dir():
+            for leftover in self.runs_dir.glob(".*"):
+                shutil.rmtree(leftover, ignore_errors=True) if leftover.is_dir() else leftover.unlink(missing_ok=True)
+
+    def status(self, run_id: str) -> str | None:
+        """"ok", "failed", or None (not finished)."""
+        folder = self.runs_dir / run_id
+        if (folder / "summary.json").is_file():
+            return "ok"
+        if (folder / "error.json").is_file():
+            return "failed"
+        return None
+
+    def save(self, spec: RunSpec, outcome: RunOutcome) -> None:
+        """Write a finished run's folder atomically."""
+        from sim import __version__
+
+        about = {"run_id": spec.run_id, "point": spec.point, "replication": spec.replication, "params": spec.params, "host": outcome.host}
+        if outcome.result is not None:
+            outcome.result.manifest["sweep_run"] = about
+            write_run(outcome.result, self.runs_dir / spec.run_id)
+            return
+        manifest = {
+            "scenario": spec.scenario,
+            "seed": spec.seed,
+            "hcsim_version": __version__,
+            "git_commit": git_commit(),
+            "finished_at": datetime.now(timezone.utc).isoformat(),
+            "wall_time_s": outcome.wall_time_s,
+            "sweep_run": about,
+        }
+        write_failure(self.runs_dir / spec.run_id, manifest, {"error": outcome.error, "traceback": outcome.traceback})
+
+    def read(self, run_id: str) -> tuple[str, dict[str, Any], dict[str, Any]] | None:
+        """(status, summary or error, manifest) of a finished run, or None."""
+        status = self.status(run_id)
+        if status is None:
+            return None
+        folder = self.runs_dir / run_id
+        body = json.loads((folder / ("summary.json" if status == "ok" else "error.json")).read_text(encoding="utf-8"))
+        manifest = json.loads((folder / "manifest.json").read_text(encoding="utf-8"))
+        return status, body, manifest

@@ -25,16 +25,14 @@ point (common random numbers: points are compared on the same arrival streams).
 
 from __future__ import annotations
 
-import contextlib
 import functools
 import hashlib
 import json
-import shutil
 import socket
 import time
 import tomllib
 import traceback
-from collections.abc import Iterator, Mapping, Sequence
+from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, field
 from datetime import datetime, timezone
 from pathlib import Path
@@ -43,10 +41,10 @@ from typing import Any
 import pandas as pd
 
 from sim.config import Scenario, apply_overrides, parse_scenario, sweep_point_raw
-from sim.errors import HcsimError, ScenarioError
+from sim.errors import ScenarioError
 from sim.experiment.executors import Executor, ProcessExecutor
 from sim.experiment.result import RunResult
-from sim.experiment.store import git_commit, write_failure, write_json_atomic, write_parquet_atomic, write_run
+from sim.experiment.store import RunStore, git_commit, write_json_atomic, write_parquet_atomic
 from sim.experiment.tables import points_table, runs_table
 from sim.rng import derive_seed
 
@@ -235,81 +233,6 @@ def execute_run(spec: RunSpec, wall_limit_s: float | None = None) -> RunOutcome:
     return RunOutcome(spec.run_id, "ok", result, None, None, time.perf_counter() - wall0, host)
 
 
-# -------------------------------------------------------------------- store
-
-
-class RunStore:
-    """The ``runs/`` folder of a sweep (or capacity search): one folder per finished run."""
-
-    def __init__(self, folder: Path) -> None:
-        self.folder = Path(folder)
-        self.runs_dir = self.folder / "runs"
-
-    @contextlib.contextmanager
-    def locked(self) -> Iterator[None]:
-        """Hold an exclusive lock on the folder (two sweeps must not write one folder)."""
-        self.folder.mkdir(parents=True, exist_ok=True)
-        if (self.folder / "manifest.json").is_file():
-            raise HcsimError(f"{self.folder} holds a single run's results; give the sweep another --out folder")
-        try:
-            import fcntl
-        except ImportError:  # Windows: no advisory locks; trust the user
-            yield
-            return
-        with open(self.folder / ".lock", "w") as handle:
-            try:
-                fcntl.flock(handle, fcntl.LOCK_EX | fcntl.LOCK_NB)
-            except BlockingIOError:
-                raise HcsimError(f"another hcsim process is writing to {self.folder}") from None
-            self._remove_partial_writes()
-            yield
-
-    def _remove_partial_writes(self) -> None:
-        # Hidden siblings left by a write that was killed midway (never a finished run).
-        if self.runs_dir.is_dir():
-            for leftover in self.runs_dir.glob(".*"):
-                shutil.rmtree(leftover, ignore_errors=True) if leftover.is_dir() else leftover.unlink(missing_ok=True)
-
-    def status(self, run_id: str) -> str | None:
-        """"ok", "failed", or None (not finished)."""
-        folder = self.runs_dir / run_id
-        if (folder / "summary.json").is_file():
-            return "ok"
-        if (folder / "error.json").is_file():
-            return "failed"
-        return None
-
-    def save(self, spec: RunSpec, outcome: RunOutcome) -> None:
-        """Write a finished run's folder atomically."""
-        from sim import __version__
-
-        about = {"run_id": spec.run_id, "point": spec.point, "replication": spec.replication, "params": spec.params, "host": outcome.host}
-        if outcome.result is not None:
-            outcome.result.manifest["sweep_run"] = about
-            write_run(outcome.result, self.runs_dir / spec.run_id)
-            return
-        manifest = {
-            "scenario": spec.scenario,
-            "seed": spec.seed,
-            "hcsim_version": __version__,
-            "git_commit": git_commit(),
-            "finished_at": datetime.now(timezone.utc).isoformat(),
-            "wall_time_s": outcome.wall_time_s,
-            "sweep_run": about,
-        }
-        write_failure(self.runs_dir / spec.run_id, manifest, {"error": outcome.error, "traceback": outcome.traceback})
-
-    def read(self, run_id: str) -> tuple[str, dict[str, Any], dict[str, Any]] | None:
-        """(status, summary or error, manifest) of a finished run, or None."""
-        status = self.status(run_id)
-        if status is None:
-            return None
-        folder = self.runs_dir / run_id
-        body = json.loads((folder / ("summary.json" if status == "ok" else "error.json")).read_text(encoding="utf-8"))
-        manifest = json.loads((folder / "manifest.json").read_text(encoding="utf-8"))
-        return status, body, manifest
-
-
 @dataclass
 class Progress:
     """Counts of one attempt at running a list of specs."""
@@ -412,19 +335,16 @@ def run_sweep(
     plan = plan_sweep(scenario, overrides)
     folder = Path(out) if out is not None else Path("results") / f"{plan.name}-sweep"
     store = RunStore(folder)
-    own = executor is None
     wall0 = time.perf_counter()
     counts = Progress(planned=len(plan.specs))
     with store.locked():
         write_json_atomic(folder / "sweep.json", plan.manifest())
+        ex = ProcessExecutor() if executor is None else executor
         try:
-            ex = ProcessExecutor() if executor is None else executor
-            try:
-                counts = execute_specs(plan.specs, store, ex, retry_failed, progress, plan.name, run_timeout_s)
-            finally:
-                if own:
-                    ex.close()
+            counts = execute_specs(plan.specs, store, ex, retry_failed, progress, plan.name, run_timeout_s)
         finally:
+            if executor is None:
+                ex.close()
             runs = runs_table(plan.specs, store)
             points = points_table(runs, plan.params, len(plan.points))
             write_parquet_atomic(runs, folder / "runs.parquet")

@@ -11,7 +11,8 @@ import pandas as pd
 from scipy import stats
 
 if TYPE_CHECKING:
-    from sim.experiment.sweep import RunSpec, RunStore
+    from sim.experiment.store import RunStore
+    from sim.experiment.sweep import RunSpec
 
 __all__ = ["ID_COLUMNS", "ci95_halfwidth", "points_table", "runs_table"]
 
