@@ -93,6 +93,9 @@ def run(scenario: Path, overrides: tuple[str, ...], seed: int | None, out: Path 
     if resolved.sweep is not None:
         click.echo("note: this scenario has a [sweep] table; hcsim run runs its base scenario once (hcsim sweep runs the grid)", err=True)
     target = out if out is not None else Path("results") / resolved.name
+    if (target / "runs").is_dir():
+        _fail(f"{target} holds a sweep or capacity search; give this run another --out folder")
+        return
     progress = not quiet and sys.stderr.isatty()
     result = run_scenario(resolved, progress=progress)
     write_run(result, target)

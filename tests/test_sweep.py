@@ -337,3 +337,5 @@ def test_one_writer_per_folder_and_runs_never_replace_a_sweep(tmp_path: Path) ->
     with pytest.raises(HcsimError, match="single run"):
         with RunStore(one).locked():
             pass
+    cli = CliRunner().invoke(main, ["run", str(ROOT / "experiments" / "quickstart.toml"), "--out", str(tmp_path / "s"), "--quiet"])
+    assert cli.exit_code == 2 and "holds a sweep" in cli.output and (tmp_path / "s" / "runs.parquet").is_file()
