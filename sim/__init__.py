@@ -15,6 +15,7 @@ from sim.experiment.result import RunResult
 from sim.experiment.runner import run
 from sim.experiment.simulation import Simulation
 from sim.experiment.store import read_run, write_run
+from sim.experiment.sweep import run_sweep
 
 __version__ = "0.1.0"
 
@@ -34,5 +35,6 @@ __all__ = [
     "read_run",
     "register_protocol",
     "run",
+    "run_sweep",
     "write_run",
 ]

@@ -147,7 +147,12 @@ def run(scenario: Path, overrides: tuple[str, ...], seed: int | None, out: Path 
     except HcsimError as exc:
         _fail(str(exc))
         return
+    if resolved.sweep is not None:
+        click.echo("note: this scenario has a [sweep] table; hcsim run runs its base scenario once (hcsim sweep runs the grid)", err=True)
     target = out if out is not None else Path("results") / resolved.name
+    if (target / "runs").is_dir():
+        _fail(f"{target} holds a sweep or capacity search; give this run another --out folder")
+        return
     progress = not quiet and sys.stderr.isatty()
     result = run_scenario(resolved, progress=progress)
     write_run(result, target)
@@ -161,6 +166,221 @@ def run(scenario: Path, overrides: tuple[str, ...], seed: int | None, out: Path 
         paths = save_figure(overview_figure(result), target / "figures" / "overview")
         click.echo(f"figure: {paths[0]}")
     click.echo(f"results: {target}/")
+
+
+def _executor_options(func: Any) -> Any:
+    """--workers, --scheduler, --dask-local: where runs execute."""
+    func = click.option("--dask-local", type=click.IntRange(min=1), default=None, metavar="N",
+                        help="Start a Dask LocalCluster with N worker processes and run there.")(func)
+    func = click.option("--scheduler", default=None, metavar="ADDRESS",
+                        help="Run on an existing Dask cluster, e.g. tcp://host:8786.")(func)
+    func = click.option("--workers", type=click.IntRange(min=1), default=None, metavar="N",
+                        help="Local worker processes [default: one per CPU]; 1 runs in this process.")(func)
+    return func
+
+
+def _pm(mean: Any, half: Any) -> str:
+    """``mean ± half`` with 4 significant digits (2 for the half-width)."""
+    if mean is None or (isinstance(mean, float) and math.isnan(mean)):
+        return "n/a"
+    text = f"{mean:.4g}"
+    if half is not None and not (isinstance(half, float) and math.isnan(half)):
+        text += f" ± {half:.2g}"
+    return text
+
+
+@main.command()
+@click.argument("scenario", type=click.Path(path_type=Path))
+@click.option("--set", "overrides", multiple=True, metavar="KEY=VALUE", help="Override a scenario key (sweep.* too).")
+@_executor_options
+@click.option("--out", type=click.Path(path_type=Path), default=None, help="Sweep folder [default: results/<name>-sweep].")
+@click.option("--retry-failed", is_flag=True, help="Run again the runs recorded as failed.")
+@click.option("--run-timeout", type=float, default=None, metavar="SECONDS", help="Record a run still going after this many wall seconds as failed.")
+@click.option("--quiet", "-q", is_flag=True, help="No progress bar.")
+def sweep(
+    scenario: Path, overrides: tuple[str, ...], workers: int | None, scheduler: str | None, dask_local: int | None,
+    out: Path | None, retry_failed: bool, run_timeout: float | None, quiet: bool,
+) -> None:
+    """Run every point of SCENARIO's [sweep] table, each replication once; resumable."""
+    from sim.experiment.executors import make_executor
+    from sim.experiment.sweep import plan_sweep, run_sweep
+
+    try:
+        plan = plan_sweep(scenario, overrides)
+        executor = make_executor(workers, scheduler, dask_local)
+    except HcsimError as exc:
+        _fail(str(exc))
+        return
+    folder = out if out is not None else Path("results") / f"{plan.name}-sweep"
+    click.echo(
+        f"{plan.name}: {len(plan.points)} points x {plan.sweep['replications']} replications = {len(plan.specs)} runs "
+        f"on {executor.description} -> {folder}/"
+    )
+    try:
+        with executor:
+            result = run_sweep(scenario, folder, executor, overrides, retry_failed, not quiet, run_timeout)
+    except KeyboardInterrupt:
+        click.echo(f"\ninterrupted: finished runs are saved in {folder}/runs/; run the same command again to resume", err=True)
+        sys.exit(130)
+    except HcsimError as exc:
+        _fail(str(exc))
+        return
+    p = result.progress
+    click.echo(
+        f"{p.skipped} already done, ran {p.ok + p.failed} in {result.wall_time_s:.1f} s: {p.ok} ok, {p.failed} failed"
+        + (f", {len(p.lost)} lost" if p.lost else "")
+    )
+    points = result.points
+    cols = [*plan.params, "runs"]
+    header = "  ".join(f"{c:>16}" for c in [*cols, "throughput_tps", "latency_p50_s", "latency_p99_s"])
+    click.echo(header)
+    for row in points.to_dict("records"):
+        cells = [f"{_fmt(row[c]):>16}" for c in cols]
+        cells += [f"{_pm(row.get(m + '_mean'), row.get(m + '_ci95')):>16}" for m in ("throughput_tps", "latency_p50_s", "latency_p99_s")]
+        click.echo("  ".join(cells))
+    click.echo("(mean ± 95% CI half-width over replications)")
+    failed_runs = result.runs[result.runs["status"] == "failed"] if len(result.runs) else result.runs
+    for row in failed_runs.head(10).to_dict("records"):
+        params = ", ".join(f"{k}={row[k]}" for k in plan.params)
+        click.echo(f"failed: run {row['run_id']} ({params}, seed {row['seed']}): {row['error']}")
+    for run_id, why in p.lost[:10]:
+        click.echo(f"lost: run {run_id}: {why} (run the command again to retry it)")
+    click.echo(f"results: {folder}/runs.parquet, {folder}/points.parquet; figures: hcsim report {folder}")
+    if len(failed_runs) or p.lost:
+        sys.exit(1)
+
+
+@main.command()
+@click.argument("scenario", type=click.Path(path_type=Path))
+@click.option("--vary", required=True, type=click.Choice(["workload.rate_tps", "network.nodes"]), help="The key to push up.")
+@click.option("--slo", "slos", multiple=True, metavar="METRIC<=BOUND", help="Objective on a summary metric (repeatable), e.g. latency_p99_s<=2.")
+@click.option("--replications", type=click.IntRange(min=1), default=3, show_default=True, help="Runs per value.")
+@click.option("--rule", type=click.Choice(["mean", "upper"]), default="mean", show_default=True,
+              help="SLO checked on the mean over replications, or on the unfavourable end of its 95% CI.")
+@click.option("--saturation", type=click.FloatRange(0, 1, min_open=True), default=0.95, show_default=True,
+              help="Saturated (fails) when throughput < this fraction of the offered rate.")
+@click.option("--rel-tol", type=click.FloatRange(0, 1, min_open=True), default=0.02, show_default=True,
+              help="Stop when the bracket is this narrow relative to the value.")
+@click.option("--lo", "lower", type=float, default=None, help="A value known to meet the SLO (skips bracketing).")
+@click.option("--hi", "upper", type=float, default=None, help="A value known to fail (skips bracketing).")
+@click.option("--max", "maximum", type=float, default=None, help="Never try more than this.")
+@click.option("--set", "overrides", multiple=True, metavar="KEY=VALUE", help="Override a scenario key.")
+@_executor_options
+@click.option("--out", type=click.Path(path_type=Path), default=None, help="Folder [default: results/<name>-capacity-<rate_tps or nodes>].")
+@click.option("--run-timeout", type=float, default=None, metavar="SECONDS", help="Record a run still going after this many wall seconds as failed.")
+@click.option("--quiet", "-q", is_flag=True, help="No progress bars.")
+def capacity(
+    scenario: Path, vary: str, slos: tuple[str, ...], replications: int, rule: str, saturation: float, rel_tol: float,
+    lower: float | None, upper: float | None, maximum: float | None, overrides: tuple[str, ...], workers: int | None,
+    scheduler: str | None, dask_local: int | None, out: Path | None, run_timeout: float | None, quiet: bool,
+) -> None:
+    """Find the largest --vary value of SCENARIO that meets every --slo (bracketing, then bisection)."""
+    from sim.experiment.capacity import Evaluation, Slo, find_capacity
+    from sim.experiment.executors import make_executor
+    from sim.experiment.sweep import read_raw
+
+    try:
+        parsed = [Slo.parse(s) for s in slos]
+        _raw, base = read_raw(scenario, overrides)
+        executor = make_executor(workers if workers is not None else min(replications, 4), scheduler, dask_local)
+    except HcsimError as exc:
+        _fail(str(exc))
+        return
+    folder = out if out is not None else Path("results") / f"{base.name}-capacity-{vary.rsplit('.', 1)[-1]}"
+    slo_text = ", ".join(map(str, parsed)) or "none (saturation only)"
+    click.echo(f"{base.name}: vary {vary}, SLO {slo_text}, not saturated (throughput >= {saturation:g} x offered), "
+               f"rule {rule}, {replications} replications per value, on {executor.description}")
+
+    def show(e: Evaluation) -> None:
+        cells = "   ".join(f"{m} {_pm(mean, half)}" for m, (mean, half) in e.metrics.items())
+        verdict = "meets" if e.meets else "fails"
+        click.echo(f"  {vary} = {e.value:<10g} {verdict}   {cells}   {e.individually}/{e.runs + e.failed} meet alone"
+                   + (f"   ({e.reason})" if e.reason else ""))
+
+    try:
+        with executor:
+            result = find_capacity(
+                scenario, vary, parsed, replications, rule, saturation, rel_tol, lower, upper, maximum, folder,
+                executor, overrides, progress=not quiet and sys.stderr.isatty(), run_timeout_s=run_timeout, on_evaluation=show,
+            )
+    except KeyboardInterrupt:
+        click.echo(f"\ninterrupted: finished runs are saved in {folder}/runs/; run the same command again to resume", err=True)
+        sys.exit(130)
+    except HcsimError as exc:
+        _fail(str(exc))
+        return
+    lo, hi = result.capacity, result.first_failing
+    if result.status == "below_min":
+        click.echo(f"no value meets the SLO: even {vary} = {hi:g} fails")
+    elif result.status == "above_max":
+        click.echo(f"capacity: {vary} >= {lo:g} (the SLO is still met at the largest value tried; raise --max)")
+    else:
+        assert lo is not None and hi is not None
+        width = "1 node" if vary == "network.nodes" else f"{(hi - lo) / lo:.1%} of the value"
+        click.echo(f"capacity: {vary} = {lo:g} meets the SLO, {hi:g} does not: the knee lies in [{lo:g}, {hi:g}) "
+                   f"(bracket {width})")
+    if result.status == "found" and replications > 1:
+        cons = result.conservative
+        click.echo(f"  with 95% confidence (each SLO met by the CI bound at every value tried up to it): "
+                   + (f"{vary} >= {cons:g}" if cons is not None else "no value tried qualifies; add replications"))
+    for label, value in (("at capacity", lo), ("first failing", hi)):
+        e = result.at(value)
+        if e is not None:
+            cells = ", ".join(f"{m} = {_pm(mean, half)}" for m, (mean, half) in e.metrics.items())
+            click.echo(f"  {label} ({e.value:g}): {cells} (mean ± 95% CI over {e.runs} runs); "
+                       f"{e.individually}/{e.runs + e.failed} replications meet the SLO on their own" + (f"; {e.reason}" if e.reason else ""))
+    click.echo(f"results: {folder}/capacity.json, {folder}/evaluations.parquet; figures: hcsim report {folder}")
+    if result.status == "below_min":
+        sys.exit(1)
+
+
+@main.command()
+@click.option("--baseline", "baseline_dir", type=click.Path(path_type=Path), default=Path("results/baselines"), show_default=True,
+              help="Folder of baseline JSON files.")
+@click.option("--reference", "reference_dir", type=click.Path(path_type=Path), default=Path("experiments/reference"), show_default=True,
+              help="Folder of reference scenarios.")
+@click.option("--tolerance", default=None, metavar="PERCENT", help="Use this tolerance (e.g. 5%) for every metric instead of the stored ones.")
+@click.option("--only", multiple=True, metavar="NAME", help="Only this reference scenario (repeatable).")
+@click.option("--update", is_flag=True, help="Rewrite the baselines from this tree (deliberately).")
+def regress(baseline_dir: Path, reference_dir: Path, tolerance: str | None, only: tuple[str, ...], update: bool) -> None:
+    """Re-run the reference scenarios; exit 1 if a metric moved beyond its tolerance."""
+    from sim.experiment import regress as gate
+
+    try:
+        files = gate.reference_files(reference_dir, list(only) or None)
+        tol = gate.parse_tolerance(tolerance) if tolerance is not None else None
+        if update:
+            for path in gate.update_baselines(files, baseline_dir):
+                click.echo(f"wrote {path}")
+            return
+        table = gate.compare(files, baseline_dir, tol)
+    except HcsimError as exc:
+        _fail(str(exc))
+        return
+    click.echo(gate.format_table(table))
+    bad = table[table["status"].isin(["REGRESSED", "CHANGED", "MISSING", "STALE"])]
+    better = int((table["status"] == "improved").sum())
+    if len(bad):
+        click.echo(f"regress: FAIL: {len(bad)} of {len(table)} checks failed" + (f"; {better} improved" if better else ""))
+        sys.exit(1)
+    click.echo(f"regress: ok: {len(table)} checks over {len(files)} reference scenarios"
+               + (f"; {better} improved beyond tolerance (hcsim regress --update to adopt)" if better else ""))
+
+
+@main.command()
+@click.argument("results_dir", type=click.Path(path_type=Path))
+def report(results_dir: Path) -> None:
+    """Write figures (PNG, SVG) and a self-contained report.html for a run, sweep or capacity folder."""
+    from sim.report import write_report
+
+    try:
+        page = write_report(results_dir)
+    except HcsimError as exc:
+        _fail(str(exc))
+        return
+    figures = sorted((results_dir / "figures").glob("*.png"))
+    click.echo(f"figures: {len(figures)} in {results_dir / 'figures'}/ (PNG and SVG)")
+    click.echo(f"report: {page}")
 
 
 @main.command(name="list")

@@ -28,10 +28,12 @@ __all__ = [
     "NetworkConfig",
     "NodeConfig",
     "Scenario",
+    "SweepConfig",
     "WorkloadConfig",
     "apply_overrides",
     "load_scenario",
     "parse_scenario",
+    "sweep_point_raw",
 ]
 
 
@@ -115,6 +117,62 @@ class MetricsConfig(StrictModel):
     )
 
 
+class SweepConfig(StrictModel):
+    """``[sweep]``: run the scenario at every point of a grid, each point ``replications`` times.
+
+    Keys are dotted scenario keys (``"network.nodes"``; unquoted TOML dotted keys, which
+    TOML nests as tables, are flattened back). A point sets one value of every ``grid``
+    key (the cartesian product, first key slowest) and one row of the ``zip`` lists
+    (all of equal length, varied together). Seeds come from replications, so ``seed``
+    cannot be swept.
+    """
+
+    grid: dict[str, list[Any]] = Field(default_factory=dict, description="dotted key -> values (cartesian product)")
+    zip: dict[str, list[Any]] = Field(default_factory=dict, description="dotted key -> values, varied together")
+    replications: int = Field(1, ge=1, le=10_000, description="runs per point, seeds derived from the root seed")
+
+    @field_validator("grid", "zip", mode="before")
+    @classmethod
+    def _flatten(cls, value: Any) -> Any:
+        if not isinstance(value, Mapping):
+            return value
+        flat: dict[str, Any] = {}
+
+        def walk(prefix: str, table: Mapping[str, Any]) -> None:
+            for key, item in table.items():
+                dotted = f"{prefix}.{key}" if prefix else str(key)
+                if isinstance(item, Mapping):
+                    walk(dotted, item)
+                else:
+                    flat[dotted] = item
+
+        walk("", value)
+        return flat
+
+    @model_validator(mode="after")
+    def _consistent(self) -> SweepConfig:
+        problems = [f"{k}: needs at least one value" for k, v in {**self.grid, **self.zip}.items() if not v]
+        problems += [f"{k}: the seed comes from replications; it cannot be swept" for k in {**self.grid, **self.zip} if k == "seed"]
+        problems += [f"{k}: in both grid and zip" for k in self.grid if k in self.zip]
+        lengths = {k: len(v) for k, v in self.zip.items()}
+        if len(set(lengths.values())) > 1:
+            problems.append(f"zip lists must have equal lengths, got {lengths}")
+        if problems:
+            raise ValueError("; ".join(problems))
+        return self
+
+    def points(self) -> list[dict[str, Any]]:
+        """Every point as ``{dotted key: value}``: grid product (first key slowest) x zip rows."""
+        import itertools
+
+        rows = [dict(zip(self.zip, values)) for values in zip(*self.zip.values())] or [{}]
+        return [
+            {**dict(zip(self.grid, combo)), **row}
+            for combo in itertools.product(*self.grid.values())
+            for row in rows
+        ]
+
+
 class Scenario(StrictModel):
     """One experiment: everything needed to run it, with units in every name."""
 
@@ -132,6 +190,7 @@ class Scenario(StrictModel):
     strict_faults: bool = Field(
         False, description="reject faults that exceed what the protocol tolerates (crashed, cut off or Byzantine at once)"
     )
+    sweep: SweepConfig | None = Field(None, description="grid and replications for hcsim sweep; ignored by hcsim run")
 
     @field_validator("protocol", mode="before")
     @classmethod
@@ -292,11 +351,45 @@ def _describe(error: Mapping[str, Any], raw: Mapping[str, Any]) -> str:
 
 
 def parse_scenario(raw: Mapping[str, Any], source: str = "<scenario>") -> Scenario:
-    """Validate a scenario given as a mapping; raise :class:`ScenarioError` listing every problem."""
+    """Validate a scenario given as a mapping; raise :class:`ScenarioError` listing every problem.
+
+    With a ``[sweep]`` table, every point's scenario (see :func:`sweep_point_raw`) is
+    validated too, so a typo'd grid key or a bad grid value fails here, before anything runs.
+    """
     try:
-        return Scenario.model_validate(dict(raw))
+        scenario = Scenario.model_validate(dict(raw))
     except ValidationError as exc:
         raise ScenarioError([line for e in exc.errors() for line in _describe(e, raw).split("\n")], source) from None
+    if scenario.sweep is not None:
+        points = scenario.sweep.points()
+        failing: dict[str, list[str]] = {}  # problem -> points that have it
+        for point in points:
+            point_raw = sweep_point_raw(raw, point)
+            try:
+                Scenario.model_validate(point_raw)
+            except ValidationError as exc:
+                where = "{" + ", ".join(f"{k}={v!r}" for k, v in point.items()) + "}"
+                for e in exc.errors():
+                    failing.setdefault(_describe(e, point_raw), []).append(where)
+        if failing:
+            raise ScenarioError(
+                [
+                    f"sweep, {'every point' if len(at) == len(points) else 'point ' + at[0] + (f' and {len(at) - 1} more' if len(at) > 1 else '')}: {problem}"
+                    for problem, at in failing.items()
+                ],
+                source,
+            )
+    return scenario
+
+
+def sweep_point_raw(raw: Mapping[str, Any], point: Mapping[str, Any]) -> dict[str, Any]:
+    """One sweep point's scenario as written: ``raw`` without ``[sweep]``, point keys set.
+
+    Built from the scenario as written (not with defaults filled in), so a point that
+    switches ``protocol.name`` gets the new protocol's own defaults.
+    """
+    base = {k: v for k, v in raw.items() if k != "sweep"}
+    return apply_overrides(base, dict(point))
 
 
 def load_scenario(

@@ -19,7 +19,17 @@ if TYPE_CHECKING:
 
     from sim.experiment.result import RunResult
 
-__all__ = ["latency_cdf", "overview_figure", "save_figure", "throughput_over_time"]
+__all__ = [
+    "cpu_by_node",
+    "latency_cdf",
+    "messages_by_node",
+    "metric_vs_parameter",
+    "network_map",
+    "node_roles",
+    "overview_figure",
+    "save_figure",
+    "throughput_over_time",
+]
 
 
 def _axes(ax: Axes | None) -> Axes:
@@ -113,7 +123,195 @@ def save_figure(fig: Figure, path: str | Path, formats: Sequence[str] = ("png",)
     written = []
     for fmt in formats:
         target = base.with_suffix(f".{fmt}")
-        fig.savefig(target, dpi=120)
+        fig.savefig(target, dpi=120, bbox_inches="tight")
         written.append(target)
     plt.close(fig)
     return written
+
+
+# ----------------------------------------------------------- one run: load and map
+
+
+def cpu_by_node(nodes: pd.DataFrame, ax: Axes | None = None) -> Axes:
+    """Time-weighted CPU utilization of every node (the ``nodes`` table), as bars coloured by region."""
+    ax = _axes(ax)
+    colors = _region_colors(nodes["region"].tolist())
+    ax.bar(nodes["node_id"], nodes["cpu_utilization"] * 100, color=[colors[r] for r in nodes["region"]])
+    ax.set_xlabel("node")
+    ax.set_ylabel("CPU utilization (%)")
+    ax.set_title("CPU load per node")
+    ax.set_ylim(bottom=0)
+    ax.grid(axis="y", alpha=0.3)
+    _region_legend(ax, colors)
+    return ax
+
+
+def messages_by_node(messages: pd.DataFrame, ax: Axes | None = None, n_nodes: int | None = None) -> Axes:
+    """Messages sent and received per node (the ``messages`` table), summed over message types."""
+    ax = _axes(ax)
+    per_node = messages.groupby("node_id")[["sent_count", "received_count"]].sum()
+    if n_nodes is not None:
+        per_node = per_node.reindex(range(n_nodes), fill_value=0)
+    x = per_node.index.to_numpy()
+    ax.bar(x - 0.2, per_node["sent_count"], width=0.4, label="sent")
+    ax.bar(x + 0.2, per_node["received_count"], width=0.4, label="received")
+    ax.set_xlabel("node")
+    ax.set_ylabel("messages")
+    ax.set_title("Message load per node")
+    ax.legend(loc="upper right")
+    ax.grid(axis="y", alpha=0.3)
+    return ax
+
+
+def _region_colors(regions: Sequence[str]) -> dict[str, object]:
+    import matplotlib as mpl
+
+    cmap = mpl.colormaps["tab10"]
+    return {r: cmap(i % 10) for i, r in enumerate(dict.fromkeys(regions))}
+
+
+def _region_legend(ax: Axes, colors: dict[str, object]) -> None:
+    from matplotlib.patches import Patch
+
+    if len(colors) > 1:
+        ax.legend(handles=[Patch(color=c, label=r) for r, c in colors.items()], loc="upper right", fontsize="small")
+
+
+def node_roles(n_nodes: int, blocks: pd.DataFrame | None) -> list[str]:
+    """Each node's role from the ``blocks`` table: "leader" (proposed the most blocks),
+    "proposer" (proposed some) or "replica"."""
+    roles = ["replica"] * n_nodes
+    if blocks is not None and len(blocks) and "proposer" in blocks:
+        counts = blocks["proposer"].value_counts()
+        for node, _count in counts.items():
+            if 0 <= int(node) < n_nodes:
+                roles[int(node)] = "proposer"
+        roles[int(counts.idxmax())] = "leader"
+    return roles
+
+
+def _layout(graph: object, regions: Sequence[str]) -> dict[int, tuple[float, float]]:
+    """Positions: given ``pos`` attributes, else nodes grouped around one circle per region."""
+    import networkx as nx
+
+    assert isinstance(graph, nx.Graph)
+    if all("pos" in graph.nodes[i] for i in graph.nodes):
+        return {i: graph.nodes[i]["pos"] for i in graph.nodes}
+    groups: dict[str, list[int]] = {}
+    for node, region in enumerate(regions):
+        groups.setdefault(region, []).append(node)
+    if len(groups) == 1:
+        return nx.circular_layout(graph)
+    pos = {}
+    k = len(groups)
+    for g, members in enumerate(groups.values()):
+        cx, cy = np.cos(2 * np.pi * g / k), np.sin(2 * np.pi * g / k)
+        radius = 0.12 + 0.25 * min(1.0, len(members) / 30)
+        for j, node in enumerate(members):
+            angle = 2 * np.pi * j / max(1, len(members))
+            pos[node] = (cx + radius * np.cos(angle), cy + radius * np.sin(angle))
+    return pos
+
+
+def network_map(
+    topology: object,
+    ax: Axes | None = None,
+    roles: Sequence[str] | None = None,
+    up: Sequence[bool] | None = None,
+    max_edges: int = 20_000,
+) -> Axes:
+    """The overlay drawn with networkx: nodes coloured by region, shaped by role.
+
+    Args:
+        topology: a :class:`sim.network.topology.Topology` (rebuild a finished run's with
+            :func:`sim.experiment.simulation.scenario_topology`).
+        roles: per node "leader" (star), "proposer" (diamond) or "replica" (circle).
+        up: per node; nodes down at the end get a red outline.
+        max_edges: above this many links only nodes are drawn (a 1,000-node mesh has 500k).
+    """
+    import networkx as nx
+    from matplotlib.lines import Line2D
+
+    ax = _axes(ax)
+    graph = topology.graph  # type: ignore[attr-defined]
+    regions = list(topology.region)  # type: ignore[attr-defined]
+    n = len(regions)
+    roles = list(roles) if roles is not None else ["replica"] * n
+    pos = _layout(graph, regions)
+    colors = _region_colors(regions)
+    edges = graph.number_of_edges()
+    if 0 < edges <= max_edges:
+        nx.draw_networkx_edges(graph, pos, ax=ax, alpha=max(0.03, min(0.5, 30 / edges)), width=0.6)
+    size = 300 if n <= 32 else max(20, 9600 // n)
+    for role, marker in (("replica", "o"), ("proposer", "D"), ("leader", "*")):
+        members = [i for i in range(n) if roles[i] == role]
+        if members:
+            nx.draw_networkx_nodes(
+                graph, pos, nodelist=members, ax=ax, node_shape=marker,
+                node_size=size * (2.2 if role == "leader" else 1), node_color=[colors[regions[i]] for i in members],
+                edgecolors=["tab:red" if up is not None and not up[i] else "black" for i in members],
+                linewidths=[2.5 if up is not None and not up[i] else 0.5 for i in members],
+            )
+    if n <= 40:
+        nx.draw_networkx_labels(graph, pos, ax=ax, font_size=7)
+    handles = [Line2D([], [], marker="o", linestyle="", color=c, label=r, markersize=8) for r, c in colors.items()]
+    handles += [Line2D([], [], marker=m, linestyle="", color="grey", label=role, markersize=9)
+                for role, m in (("leader", "*"), ("proposer", "D")) if role in roles]
+    if up is not None and not all(up):
+        handles.append(Line2D([], [], marker="o", linestyle="", markerfacecolor="white", markeredgecolor="tab:red", label="down at end"))
+    ax.legend(handles=handles, loc="upper left", bbox_to_anchor=(1.0, 1.0), fontsize="small")
+    title = f"Network: {topology.name}, {n} nodes, {edges} links"  # type: ignore[attr-defined]
+    ax.set_title(title if edges <= max_edges else title + " (links not drawn)")
+    ax.set_axis_off()
+    return ax
+
+
+# --------------------------------------------------------------------- sweeps
+
+
+def metric_vs_parameter(
+    points: pd.DataFrame,
+    x: str,
+    metric: str,
+    hue: str | None = None,
+    ax: Axes | None = None,
+    label: str | None = None,
+) -> Axes:
+    """Mean of ``metric`` against parameter ``x`` with a 95% confidence band, one line per ``hue``.
+
+    Args:
+        points: the sweep's ``points`` table (``<metric>_mean`` and ``<metric>_ci95`` columns).
+        x: a parameter column (numeric: lines and bands; otherwise bars with error bars).
+        hue: a column to split by (e.g. ``"protocol.name"``), or None.
+    """
+    ax = _axes(ax)
+    mean, half = f"{metric}_mean", f"{metric}_ci95"
+    groups = [(None, points)] if hue is None else list(points.groupby(hue, sort=False))
+    numeric = pd.api.types.is_numeric_dtype(points[x])
+    width = 0.8 / max(1, len(groups))
+    categories = list(dict.fromkeys(points[x].tolist()))
+    for k, (name, group) in enumerate(groups):
+        group = group.sort_values(x) if numeric else group
+        y = group[mean].to_numpy(dtype=float)
+        err = np.nan_to_num(group[half].to_numpy(dtype=float), nan=0.0)
+        text = str(name) if name is not None else (label or metric)
+        if numeric:
+            xs = group[x].to_numpy(dtype=float)
+            line = ax.plot(xs, y, marker="o", label=text)[0]
+            ax.fill_between(xs, y - err, y + err, alpha=0.2, color=line.get_color(), linewidth=0)
+        else:
+            xs = np.array([categories.index(v) for v in group[x]]) + (k - (len(groups) - 1) / 2) * width
+            ax.bar(xs, y, width=width, yerr=err, capsize=3, label=text)
+    if not numeric:
+        ax.set_xticks(range(len(categories)), [str(c) for c in categories])
+    if numeric and points[x].min() > 0 and points[x].max() / points[x].min() >= 8:
+        ax.set_xscale("log", base=2)
+        ticks = sorted(points[x].unique())
+        ax.set_xticks(ticks, [f"{t:g}" for t in ticks])
+    ax.set_xlabel(x)
+    ax.set_ylabel(metric)
+    ax.set_title(f"{metric} vs {x} (mean, 95% CI)")
+    if hue is not None or label:
+        ax.legend(title=hue, fontsize="small")
+    ax.grid(alpha=0.3)
+    return ax

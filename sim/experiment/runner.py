@@ -38,6 +38,7 @@ def run(
     seed: int | None = None,
     overrides: Sequence[str] | Mapping[str, Any] = (),
     progress: bool = False,
+    wall_limit_s: float | None = None,
 ) -> RunResult:
     """Run a scenario once and return its tables and summary.
 
@@ -46,14 +47,19 @@ def run(
         seed: root seed (overrides the scenario's ``seed``).
         overrides: dotted-key overrides, e.g. ``{"network.nodes": 32}`` or ``["network.nodes=32"]``.
         progress: show a tqdm progress bar over simulated time.
+        wall_limit_s: stop with :class:`~sim.experiment.simulation.RunTimeout` after this many
+            wall-clock seconds (None: no limit); sweeps use it so one stuck run cannot stall them.
 
     Raises:
         ScenarioError: the scenario is invalid (nothing has run).
+        RunTimeout: ``wall_limit_s`` was exceeded.
     """
     resolved = resolve_scenario(scenario, overrides, seed)
     started = datetime.now(timezone.utc)
     wall0 = time.perf_counter()
     simulation = Simulation(resolved)
+    if wall_limit_s is not None:
+        simulation.env.deadline = wall0 + wall_limit_s
     duration_s = resolved.duration_s
     if progress:
         from tqdm.auto import tqdm

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import time
 from collections.abc import Callable, Sequence
 from typing import Any
 
@@ -21,7 +22,33 @@ from sim.workload.arrivals import poisson_arrival_times
 from sim.workload.client import OpenLoopClient
 from sim.workload.transaction import Transaction
 
-__all__ = ["CountingEnvironment", "Simulation"]
+from sim.errors import HcsimError
+
+__all__ = ["CountingEnvironment", "RunTimeout", "Simulation", "scenario_topology"]
+
+
+class RunTimeout(HcsimError):
+    """A run used more wall-clock time than it was allowed (see ``CountingEnvironment.deadline``)."""
+
+
+def scenario_topology(scenario: Scenario, streams: RandomStreams) -> Topology:
+    """The topology a run of ``scenario`` builds, drawn from the ``"topology"`` stream of ``streams``.
+
+    ``hcsim report`` calls it with ``RandomStreams(seed)`` to redraw a finished run's
+    network map: streams are keyed by name, so it gets the very same draws.
+    """
+    net = scenario.network
+    return build_topology(
+        net.topology,
+        net.nodes,
+        TopologyParams(
+            latency_s=net.latency_s,
+            cities=tuple(net.cities) if net.cities else None,
+            intra_city_delay_s=net.intra_city_delay_s,
+            degree=net.degree,
+        ),
+        streams.stream("topology"),
+    )
 
 
 class CountingEnvironment(simpy.Environment):
@@ -30,9 +57,17 @@ class CountingEnvironment(simpy.Environment):
     def __init__(self, initial_time: float = 0) -> None:
         super().__init__(initial_time)
         self.events_scheduled = 0
+        #: ``time.perf_counter()`` value after which scheduling raises :class:`RunTimeout`
+        #: (None: no limit). Checked every 65,536 events, so it also stops a run stuck
+        #: at one simulated instant, which ``run(until=...)`` alone never would.
+        self.deadline: float | None = None
 
     def schedule(self, event: simpy.Event, priority: int = 1, delay: float = 0) -> None:  # type: ignore[override]
         self.events_scheduled += 1
+        if not self.events_scheduled & 0xFFFF and self.deadline is not None and time.perf_counter() > self.deadline:
+            raise RunTimeout(
+                f"wall-clock limit exceeded at simulated time {self.now:.6f} s after {self.events_scheduled:,} events"
+            )
         super().schedule(event, priority, delay)
 
 
@@ -54,17 +89,7 @@ class Simulation:
         self.streams = RandomStreams(self.seed)
         net = scenario.network
         self.n = net.nodes
-        self.topology: Topology = build_topology(
-            net.topology,
-            net.nodes,
-            TopologyParams(
-                latency_s=net.latency_s,
-                cities=tuple(net.cities) if net.cities else None,
-                intra_city_delay_s=net.intra_city_delay_s,
-                degree=net.degree,
-            ),
-            self.streams.stream("topology"),
-        )
+        self.topology: Topology = scenario_topology(scenario, self.streams)
         self.recorder: Recorder = Recorder() if scenario.metrics.enabled else NullRecorder()
         self.network = Network(
             self.env,
