@@ -392,6 +392,20 @@ def sweep_point_raw(raw: Mapping[str, Any], point: Mapping[str, Any]) -> dict[st
     return apply_overrides(base, dict(point))
 
 
+def read_toml(path: Path) -> dict[str, Any]:
+    """A scenario file's raw tables.
+
+    Raises:
+        ScenarioError: the file is missing or is not valid TOML.
+    """
+    if not path.is_file():
+        raise ScenarioError([f"scenario file {str(path)!r} does not exist"], str(path))
+    try:
+        return tomllib.loads(path.read_text(encoding="utf-8"))
+    except tomllib.TOMLDecodeError as exc:
+        raise ScenarioError([f"TOML syntax error: {exc}"], str(path)) from None
+
+
 def load_scenario(
     path: str | Path,
     overrides: Sequence[str] | Mapping[str, Any] = (),
@@ -403,13 +417,7 @@ def load_scenario(
         ScenarioError: missing file, TOML syntax error, or invalid settings.
     """
     path = Path(path)
-    if not path.is_file():
-        raise ScenarioError([f"scenario file {str(path)!r} does not exist"], str(path))
-    try:
-        raw = tomllib.loads(path.read_text(encoding="utf-8"))
-    except tomllib.TOMLDecodeError as exc:
-        raise ScenarioError([f"TOML syntax error: {exc}"], str(path)) from None
-    raw = apply_overrides(raw, overrides)
+    raw = apply_overrides(read_toml(path), overrides)
     if seed is not None:
         raw["seed"] = seed
     return parse_scenario(raw, str(path))

@@ -39,6 +39,7 @@ from typing import Any, ClassVar
 from pydantic import Field
 
 from sim.consensus.base import MESSAGE_HEADER_BYTES, Message, Protocol, ProtocolParams
+from sim.consensus.common import ForwardTx
 from sim.ledger import GENESIS_HASH, Block
 from sim.workload.transaction import Transaction
 
@@ -94,17 +95,8 @@ class ChainBlock(Message):
 
 
 @dataclass(frozen=True, slots=True)
-class TxGossip(Message):
-    """A transaction relayed to a peer's mempool."""
-
-    tx: Transaction
-    carries_txs = True
-
-    def size_bytes(self) -> int:
-        return MESSAGE_HEADER_BYTES + self.tx.size_bytes
-
-    def tx_ids(self) -> tuple[int, ...]:
-        return (self.tx.tx_id,)
+class TxGossip(ForwardTx):
+    """A transaction relayed to a peer's mempool (its own type name in the messages table)."""
 
 
 @dataclass(frozen=True, slots=True)

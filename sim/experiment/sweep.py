@@ -30,7 +30,6 @@ import hashlib
 import json
 import socket
 import time
-import tomllib
 import traceback
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, field
@@ -40,7 +39,7 @@ from typing import Any
 
 import pandas as pd
 
-from sim.config import Scenario, apply_overrides, parse_scenario, sweep_point_raw
+from sim.config import Scenario, apply_overrides, parse_scenario, read_toml, sweep_point_raw
 from sim.errors import ScenarioError
 from sim.experiment.executors import Executor, ProcessExecutor
 from sim.experiment.result import RunResult
@@ -156,12 +155,7 @@ def read_raw(
     """
     if isinstance(scenario, str | Path):
         path = Path(scenario)
-        if not path.is_file():
-            raise ScenarioError([f"scenario file {str(path)!r} does not exist"], str(path))
-        try:
-            raw = tomllib.loads(path.read_text(encoding="utf-8"))
-        except tomllib.TOMLDecodeError as exc:
-            raise ScenarioError([f"TOML syntax error: {exc}"], str(path)) from None
+        raw = read_toml(path)
         source = str(path)
     elif isinstance(scenario, Scenario):
         raw, source = scenario.model_dump(mode="json", exclude_unset=True), scenario.name
