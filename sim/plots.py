@@ -28,6 +28,7 @@ __all__ = [
     "node_roles",
     "overview_figure",
     "save_figure",
+    "validation_chart",
     "throughput_over_time",
 ]
 
@@ -314,4 +315,32 @@ def metric_vs_parameter(
     if hue is not None or label:
         ax.legend(title=hue, fontsize="small")
     ax.grid(alpha=0.3)
+    return ax
+
+
+def validation_chart(table: pd.DataFrame, ax: Axes | None = None) -> Axes:
+    """Each validation case's error as a fraction of its tolerance (pass: bar within +-1).
+
+    Args:
+        table: the table of :func:`sim.validation.run_validation`.
+    """
+    import matplotlib.pyplot as plt
+
+    if ax is None:
+        ax = plt.figure(figsize=(8, 0.35 * len(table) + 1.5)).add_subplot()
+    tol = table["tolerance"].to_numpy(dtype=float)
+    err = (table["simulated_value"] - table["reference_value"]).to_numpy(dtype=float)
+    # exact cases (tolerance 0) show 0 when equal and a full bar when not
+    scaled = np.where(tol > 0, err / np.where(tol > 0, tol, 1.0), np.where(np.abs(err) <= 1e-12, 0.0, np.sign(err) * 1.5))
+    colors = ["tab:green" if v == "pass" else "tab:red" for v in table["verdict"]]
+    y = np.arange(len(table))
+    ax.barh(y, scaled, color=colors)
+    ax.axvline(-1, color="grey", linestyle="--", linewidth=0.8)
+    ax.axvline(1, color="grey", linestyle="--", linewidth=0.8)
+    ax.set_yticks(y, table["case"])
+    ax.invert_yaxis()
+    ax.set_xlim(-1.6, 1.6)
+    ax.set_xlabel("(simulated - reference) / tolerance")
+    ax.set_title("Validation: every bar inside the dashed lines passes")
+    ax.grid(alpha=0.3, axis="x")
     return ax

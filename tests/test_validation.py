@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import pytest
 from click.testing import CliRunner
 
 from sim.cli import main
@@ -27,3 +28,21 @@ def test_cli_exits_1_on_a_failing_case(monkeypatch) -> None:  # type: ignore[no-
 def test_cli_unknown_case_is_bad_input() -> None:
     result = CliRunner().invoke(main, ["validate", "--case", "nope"])
     assert result.exit_code == 2 and "unknown validation cases" in result.output
+
+
+def test_validation_chart_marks_failures_red() -> None:
+    import matplotlib
+
+    matplotlib.use("Agg")
+    import pandas as pd
+
+    from sim.plots import validation_chart
+
+    table = pd.DataFrame(
+        {"case": ["a", "b", "c"], "reference_value": [1.0, 0.0, 2.0], "simulated_value": [1.05, 0.0, 3.0],
+         "tolerance": [0.1, 0.0, 0.1], "verdict": ["pass", "pass", "FAIL"]}
+    )
+    ax = validation_chart(table)
+    widths = [p.get_width() for p in ax.patches]
+    assert widths == [pytest.approx(0.5), 0.0, pytest.approx(10.0)]
+    assert ax.patches[2].get_facecolor()[:3] == matplotlib.colors.to_rgb("tab:red")
