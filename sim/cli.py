@@ -125,8 +125,25 @@ def _fail(message: str) -> None:
 
 @click.group(context_settings={"help_option_names": ["-h", "--help"]})
 @click.version_option(package_name="hcsim")
-def main() -> None:
+@click.option(
+    "--plugin",
+    "plugins",
+    multiple=True,
+    metavar="MODULE",
+    help="Import MODULE first (e.g. your own protocol; it registers itself). Repeatable; "
+    "the current directory is on the import path.",
+)
+def main(plugins: tuple[str, ...]) -> None:
     """hcsim: a performance lab for blockchains shared by hospitals."""
+    import importlib
+
+    if plugins and "" not in sys.path:
+        sys.path.insert(0, "")
+    for module in plugins:
+        try:
+            importlib.import_module(module)
+        except ImportError as exc:
+            _fail(f"--plugin {module}: cannot import it ({exc}); is its folder on PYTHONPATH?")
 
 
 @main.command()

@@ -49,3 +49,19 @@ def test_list() -> None:
     assert {"raft", "solo"} <= set(protocols)
     assert "regional" in runner.invoke(main, ["list", "topologies"]).output
     assert runner.invoke(main, ["list", "workloads"]).output.startswith("claim")
+
+
+def test_plugin_registers_a_users_protocol(tmp_path: Path, monkeypatch) -> None:  # type: ignore[no-untyped-def]
+    import sys
+
+    from sim.consensus import base
+
+    monkeypatch.syspath_prepend(str(ROOT / "docs" / "examples"))
+    try:
+        result = CliRunner().invoke(main, ["--plugin", "primary_backup", "list", "protocols"])
+        assert result.exit_code == 0 and "primary_backup" in result.output.split()
+    finally:
+        base._REGISTRY.pop("primary_backup", None)
+        sys.modules.pop("primary_backup", None)
+    missing = CliRunner().invoke(main, ["--plugin", "no_such_module", "list", "protocols"])
+    assert missing.exit_code == 2 and "cannot import" in missing.output
