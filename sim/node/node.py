@@ -99,7 +99,22 @@ class Node:
             return
         cost_s = msg.signatures * self.costs.verify_s + msg.size_bytes() * 8.0 / self._bits_per_hash_s
         done_s = self.cpu.reserve(self.env.now, cost_s)
+        if msg.carries_txs and done_s > self.env.now:
+            # the transactions are held here while the message waits for its signature check
+            ids = msg.tx_ids()
+            self.verifying.update(ids)
+            epoch = self.epoch
+            event = self.env.timeout(done_s - self.env.now)
+            event.callbacks.append(lambda _e: self._handle_after_verify(src, msg, ids, epoch))
+            return
         self._at(done_s, self.protocol.on_message, src, msg)
+
+    def _handle_after_verify(self, src: int, msg: Message, ids: tuple[int, ...], epoch: int) -> None:
+        self.verifying.difference_update(ids)
+        if self.up and self.epoch == epoch:
+            self.protocol.on_message(src, msg)
+        else:
+            self.sim.recorder.txs_dropped(list(ids), self.node_id, self.env.now, "crashed while verifying a forwarded message")
 
     # ----------------------------------------------------------------- timers
 
