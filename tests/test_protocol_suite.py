@@ -26,7 +26,10 @@ from sim.experiment.simulation import Simulation
 from tests.conftest import small_scenario
 
 #: protocol name -> extra scenario keys (dotted with "__") for the suite
-SUITE_SETTINGS: dict[str, dict[str, Any]] = {}
+SUITE_SETTINGS: dict[str, dict[str, Any]] = {
+    # majority endorsement tolerates crashed peers; no key contention, so every transaction is valid
+    "fabric": {"protocol__endorsement_policy": "majority", "workload__patients": 10**8, "workload__policies": 10**7, "workload__duplicate_claim_fraction": 0.0},
+}
 
 #: seconds before the end after which a transaction may still be in flight
 SETTLE_S = 3.0

@@ -8,6 +8,7 @@ from typing import TYPE_CHECKING, Any
 
 import pandas as pd
 
+from sim.metrics.healthcare import healthcare_summary, revocations_table
 from sim.metrics.invariants import check_conservation, check_ledgers, check_safety
 from sim.metrics.summary import latency_summary, throughput_series
 
@@ -18,7 +19,10 @@ if TYPE_CHECKING:
 __all__ = ["RunResult", "TABLES", "collect"]
 
 #: the tables every run has, in the order they are written
-TABLES = ("transactions", "blocks", "messages", "nodes", "consensus", "faults", "throughput")
+TABLES = (
+    "transactions", "blocks", "messages", "nodes", "consensus", "faults", "throughput",
+    "requests", "contracts", "claims", "queries", "audit", "revocations",
+)  # fmt: skip
 
 
 @dataclass
@@ -66,6 +70,30 @@ class RunResult:
     @property
     def throughput(self) -> pd.DataFrame:
         return self.tables["throughput"]
+
+    @property
+    def requests(self) -> pd.DataFrame:
+        return self.tables["requests"]
+
+    @property
+    def contracts(self) -> pd.DataFrame:
+        return self.tables["contracts"]
+
+    @property
+    def claims(self) -> pd.DataFrame:
+        return self.tables["claims"]
+
+    @property
+    def queries(self) -> pd.DataFrame:
+        return self.tables["queries"]
+
+    @property
+    def audit(self) -> pd.DataFrame:
+        return self.tables["audit"]
+
+    @property
+    def revocations(self) -> pd.DataFrame:
+        return self.tables["revocations"]
 
     def summary_frame(self) -> pd.DataFrame:
         """The summary as a one-row DataFrame."""
@@ -128,6 +156,14 @@ def collect(sim: Simulation, wall_time_s: float, manifest: dict[str, Any] | None
         "faults": _faults_table(),
         "throughput": throughput_series(transactions, duration_s, scenario.metrics.throughput_bin_s),
     }
+    health = rec.health
+    tables["requests"] = sim.workload.requests_table()
+    tables["contracts"] = health.contracts_table()
+    tables["claims"] = sim.workload.claims_table()
+    tables["queries"] = health.queries_table()
+    tables["audit"] = health.audit_table()
+    submit_s = [r.first_submit_s for r in sim.workload.requests]
+    tables["revocations"] = revocations_table(health, submit_s, sim.n, duration_s, tables["queries"])
     honest = range(sim.n)
     ledgers = [n.ledger for n in sim.nodes]
     safety, safety_notes = check_safety(ledgers, honest)
@@ -147,6 +183,7 @@ def collect(sim: Simulation, wall_time_s: float, manifest: dict[str, Any] | None
         "seed": sim.seed,
         "submitted": submitted,
         "committed": committed,
+        "invalid": int(outcomes.get("invalid", 0)),
         "rejected": int(outcomes.get("rejected", 0)),
         "dropped": int(outcomes.get("dropped", 0)),
         "pending": int(outcomes.get("pending", 0)),
@@ -171,4 +208,7 @@ def collect(sim: Simulation, wall_time_s: float, manifest: dict[str, Any] | None
             "events_per_wall_s": float(sim.env.events_scheduled / wall_time_s) if wall_time_s > 0 else math.nan,
         }
     )
+    summary.update(healthcare_summary(tables, scenario.warmup_s))
+    summary.update(sim.workload.counters())
+    summary["invariant_notes"] = summary["invariant_notes"] + summary.pop("consent_notes")
     return RunResult(scenario=scenario, seed=sim.seed, summary=summary, tables=tables, manifest=manifest or {})

@@ -9,6 +9,7 @@ import simpy
 
 from sim.config import Scenario
 from sim.consensus.base import get_protocol
+from sim.contracts.executor import Executor
 from sim.ledger import Block
 from sim.metrics.records import BlockInfo
 from sim.metrics.recorder import NullRecorder, Recorder
@@ -16,9 +17,9 @@ from sim.network.network import Network
 from sim.network.topology import Topology, TopologyParams, build_topology
 from sim.node.node import Node
 from sim.rng import RandomStreams
-from sim.workload.arrivals import poisson_arrival_times
-from sim.workload.client import OpenLoopClient
+from sim.workload.population import GENESIS_KINDS
 from sim.workload.transaction import Transaction
+from sim.workload.workload import Workload
 
 __all__ = ["CountingEnvironment", "Simulation"]
 
@@ -91,17 +92,8 @@ class Simulation:
             )
             for i in range(self.n)
         ]
-        wl = scenario.workload
-        origins: Sequence[int] = range(self.n) if wl.origins == "all" else wl.origins
-        self.client = OpenLoopClient(
-            self.env,
-            poisson_arrival_times(wl.rate_tps, self.streams.stream("workload/arrivals")),
-            wl.mix,
-            origins,
-            self.streams.stream("workload"),
-            submit=self._submit,
-            next_id=lambda: len(self.txs),
-        )
+        self.workload = Workload(self)
+        self.executor = Executor(self.n, self.workload.population.genesis, GENESIS_KINDS)
         start = self.env.timeout(0)
         start.callbacks.append(lambda _e: [node.protocol.on_start() for node in self.nodes])
 
@@ -110,12 +102,34 @@ class Simulation:
     def _deliver(self, src: int, dst: int, msg: Any) -> None:
         self.nodes[dst].receive(src, msg)
 
-    def _submit(self, tx: Transaction) -> None:
+    def submit_tx(self, tx: Transaction) -> None:
+        """A client submits ``tx`` (whose id must be ``len(self.txs)``) to its origin node."""
+        if tx.tx_id != len(self.txs):
+            raise ValueError(f"transaction id {tx.tx_id} is not the next id {len(self.txs)}")
         self.txs.append(tx)
         self.nodes[tx.origin].submit(tx)
 
+    def block_applied(self, node_id: int, block: Block) -> None:
+        """``node_id`` applies ``block``: run its contracts, record outcomes, tell the workload."""
+        now = self.env.now
+        executed, first = self.executor.apply(node_id, block, now)
+        effects = self.workload.effects(block, executed)
+        if first:
+            self.recorder.health.executed(block, executed, now)
+            invalid = [(ex.tx.tx_id, ex.invalid_reason) for ex in executed if not ex.valid]
+            if invalid:
+                self.recorder.txs_invalid(invalid)
+        self.recorder.health.applied(node_id, effects.revokes, now)
+        self.workload.applied(node_id, effects, notify_clients=not self.protocol_cls.confirms_by_replies)
+
+    def txs_confirmed(self, tx_ids: Sequence[int]) -> None:
+        """A protocol confirmed ``tx_ids`` to their clients (``confirms_by_replies`` protocols)."""
+        self.recorder.txs_confirmed(tx_ids, self.env.now)
+        self.workload.confirmed(tx_ids)
+
     def block_created(self, block: Block, txs: Sequence[Transaction]) -> None:
         """A protocol built ``block`` from ``txs``: index it and mark the transactions proposed."""
+        self.executor.block_created(block, txs)
         if block.block_hash not in self._block_info:
             by_origin: dict[int, list[int]] = {}
             for tx in txs:
