@@ -106,6 +106,8 @@ class WorkloadConfig(WorkloadKeys):
                 raise ValueError(f"unknown transaction type {name!r}{_did_you_mean(name, TX_TYPES)}; known: {', '.join(sorted(TX_TYPES))}")
             if weight < 0:
                 raise ValueError(f"weight of {name!r} is {weight}; weights must be >= 0")
+            if TX_TYPES[name].generated and weight > 0:
+                raise ValueError(f"{name!r} is sent by the system in reaction to other transactions; it cannot be in the mix")
         if not mix or sum(mix.values()) <= 0:
             raise ValueError("mix needs at least one type with a positive weight")
         return mix

@@ -196,7 +196,7 @@ class CallGenerator:
             approved = self.approved_auths.get(category)
             if category in pop.rules.auth_categories and approved:
                 patient = approved[self._index(len(approved))]
-            elif self._u() < self.wl.hotspot_fraction:
+            elif pop.group_patients and self._u() < self.wl.hotspot_fraction:
                 patient = pop.group_patient(self._index(pop.group_patients))
             else:  # a household policy: group plans are only reached through the hotspot
                 patient = pop.group_patients + self._index(pop.patients - pop.group_patients)

@@ -9,9 +9,9 @@ Layout (all from ``[workload]``):
 - insurers take the highest node ids, manufacturers the lowest, then distributors,
   then pharmacies; providers (hospitals) are every node that is not an insurer
   (or every node, in a one-node network). Roles may overlap on small networks.
-- the first ``hotspot_policies`` policies are employer group plans of
-  ``group_policy_members`` members each (patients 0 .. hotspot_policies x members - 1);
-  every other patient is on one of the remaining household policies.
+- with ``hotspot_fraction > 0``, the first ``hotspot_policies`` policies are employer
+  group plans of ``group_policy_members`` members each (patients 0 .. hotspot_policies
+  x members - 1); every other patient is on one of the remaining household policies.
 - a patient's home node (where their app submits consents) is a provider chosen by id.
 """
 
@@ -121,7 +121,9 @@ class Population:
         self.roles = roles
         self.patients = wl.patients
         self.policies = wl.policies
-        self.group_patients = wl.hotspot_policies * wl.group_policy_members
+        # group plans exist only when claims may concentrate on them
+        self.group_policies = wl.hotspot_policies if wl.hotspot_fraction > 0 else 0
+        self.group_patients = self.group_policies * wl.group_policy_members
         self._salt = derive_seed(seed, "population")
         self.rules = PayerRules(
             fraud_amount_usd=wl.fraud_amount_usd,
@@ -135,8 +137,8 @@ class Population:
         """The policy covering ``patient``."""
         if patient < self.group_patients:
             return patient // self.wl.group_policy_members
-        households = self.policies - self.wl.hotspot_policies
-        return self.wl.hotspot_policies + (patient - self.group_patients) % households
+        households = self.policies - self.group_policies
+        return self.group_policies + (patient - self.group_patients) % households
 
     def insurer_of_policy(self, policy: int) -> int:
         return self.roles.insurers[policy % len(self.roles.insurers)]
@@ -175,7 +177,7 @@ class Population:
         h = _mix64(_mix64(self._salt ^ 2) ^ policy)
         threshold = self.wl.excluded_category_fraction * 1024
         excluded = frozenset(c for i, c in enumerate(CLAIM_CATEGORIES) if ((h >> (10 * i)) & 1023) < threshold)
-        group = policy < self.wl.hotspot_policies
+        group = policy < self.group_policies
         limit = self.wl.annual_limit_usd * (self.wl.group_policy_members if group else 1)
         # group plans cover every category: an employer plan is the hotspot of interest, not its exclusions
         return Policy(self.insurer_of_policy(policy), limit, frozenset() if group else excluded)

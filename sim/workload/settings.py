@@ -63,6 +63,8 @@ def load_trace(path: str | Path) -> list[tuple[float, str, int, int]]:
             raise ValueError(f"trace {path} line {lineno}: {exc}") from None
         if kind not in TX_TYPES:
             raise ValueError(f"trace {path} line {lineno}: unknown type {kind!r}")
+        if TX_TYPES[kind].generated:
+            raise ValueError(f"trace {path} line {lineno}: {kind!r} is sent by the system, not by clients")
         if time_s < last or time_s < 0:
             raise ValueError(f"trace {path} line {lineno}: time {time_s} is before the previous row ({last})")
         if size < 0:
@@ -106,12 +108,12 @@ class WorkloadKeys(StrictModel):
     hotspot_fraction: float = Field(
         0.0, ge=0, le=1, description="share of claims against the group policies (contention); the rest hit household policies"
     )
-    hotspot_policies: int = Field(1, ge=1, description="number of group (employer) policies claims may concentrate on")
-    group_policy_members: int = Field(5_000, ge=1, description="members of each group policy")
+    hotspot_policies: int = Field(1, ge=1, description="with hotspot_fraction > 0: group (employer) policies claims concentrate on")
+    group_policy_members: int = Field(5_000, ge=1, description="with hotspot_fraction > 0: members of each group policy")
     annual_limit_usd: float = Field(100_000.0, gt=0, description="annual benefit limit per member (group: x members)")
     active_member_fraction: float = Field(0.97, ge=0, le=1, description="members with active coverage (assumption)")
     excluded_category_fraction: float = Field(0.05, ge=0, le=1, description="chance a policy excludes a category (assumption)")
-    insurers: RoleSpec = Field(0, description="insurer nodes: a count (highest ids; 0 = n/8, at least 1) or a list of ids")
+    insurers: RoleSpec = Field(0, description="insurer nodes: a count (highest ids; 0 = n/8, at least 1) or a list of ids ([] = none)")
     manufacturers: RoleSpec = Field(0, description="manufacturer nodes: a count (lowest ids; 0 = n/8) or a list")
     distributors: RoleSpec = Field(0, description="distributor nodes: a count (after manufacturers; 0 = n/8) or a list")
     pharmacies: RoleSpec = Field(0, description="pharmacy nodes: a count (after distributors; 0 = n/4) or a list")
@@ -163,10 +165,11 @@ class WorkloadKeys(StrictModel):
             load_trace(path)
         if self.clients == "closed" and self.timeout_s <= 0:
             raise ValueError("clients = 'closed' needs timeout_s > 0, or a lost transaction stalls its client forever")
-        if self.hotspot_policies >= self.policies:
-            raise ValueError(f"hotspot_policies = {self.hotspot_policies} must be below policies = {self.policies}")
-        if self.hotspot_policies * self.group_policy_members >= self.patients:
-            raise ValueError("hotspot_policies x group_policy_members must be below patients (the rest hold household policies)")
+        if self.hotspot_fraction > 0:
+            if self.hotspot_policies >= self.policies:
+                raise ValueError(f"hotspot_policies = {self.hotspot_policies} must be below policies = {self.policies}")
+            if self.hotspot_policies * self.group_policy_members >= self.patients:
+                raise ValueError("hotspot_policies x group_policy_members must be below patients (the rest hold household policies)")
         return self
 
 
@@ -177,7 +180,7 @@ def workload_problems(wl: WorkloadKeys, n_nodes: int) -> list[str]:
         spec = getattr(wl, role)
         if isinstance(spec, list):
             bad = [i for i in spec if not 0 <= i < n_nodes]
-            if bad or not spec:
+            if bad:
                 problems.append(f"workload.{role} = {spec}: needs node ids in 0..{n_nodes - 1}")
         elif spec < 0 or spec > n_nodes:
             problems.append(f"workload.{role} = {spec}: a count must be in 0..{n_nodes}")
@@ -186,6 +189,19 @@ def workload_problems(wl: WorkloadKeys, n_nodes: int) -> list[str]:
             problems.append(f"workload.node_rate_tps has {len(wl.node_rate_tps)} entries for {n_nodes} nodes")
         elif min(wl.node_rate_tps) < 0:
             problems.append("workload.node_rate_tps has a negative rate")
+    mix = {name: weight for name, weight in getattr(wl, "mix", {}).items() if weight > 0}
+    if "trial_anchor" in mix and wl.trials == 0:
+        problems.append("workload.mix has trial_anchor but workload.trials = 0: set the number of trials")
+    from sim.workload.population import Roles
+    from sim.workload.types import TX_TYPES
+
+    roles = Roles.build(wl, n_nodes)
+    needs_insurer = {"claim", "eligibility", "prior_auth_request"} & set(mix)
+    if needs_insurer and not roles.insurers:
+        problems.append(f"workload.mix has {sorted(needs_insurer)} but there is no insurer (workload.insurers = [])")
+    for name in sorted(mix):
+        if not any(roles.nodes_with(r) for r in TX_TYPES[name].senders):
+            problems.append(f"workload.mix has {name} but no node plays {' or '.join(TX_TYPES[name].senders)}")
     if wl.trace is not None and Path(wl.trace).is_file():
         bad_origins = sorted({o for _, _, o, _ in load_trace(wl.trace) if o >= n_nodes})
         if bad_origins:
