@@ -214,7 +214,8 @@ class Raft(Protocol):
     def on_timer(self, name: str, data: Any) -> None:
         if name == "election" and self.role != "leader":
             quiet_s = self.ctx.now - self.last_heard_s
-            if self.role == "follower" and quiet_s < self.election_timeout_s:
+            # 1 ns slack: a re-armed timer lands on last_heard + timeout up to float rounding
+            if self.role == "follower" and quiet_s < self.election_timeout_s - 1e-9:
                 self.election_timer = self.ctx.set_timer(self.election_timeout_s - quiet_s, "election")
             else:
                 self._start_election()
