@@ -5,8 +5,9 @@ the adjudication contract of the patient's insurer decides it in the order a
 real claims engine applies its edits:
 
 1. a claim id seen before is a resubmission (a client retry): denied, nothing written;
-2. the same patient, provider, procedure and service day as an earlier claim: denied
-   as a duplicate service;
+2. the same patient, provider, procedure and service day as an earlier claim that was
+   approved or pended: denied as a duplicate service (a denied claim may be corrected
+   and resubmitted);
 3. the patient is not an active member: denied, not eligible;
 4. the service category is excluded by the policy: denied, not covered;
 5. a category that needs prior authorization without an approved one: denied;
@@ -150,8 +151,14 @@ def accumulator_key(policy: int) -> tuple[str, int]:
     return ("accum", policy)
 
 
+def _dedup_key(call: ClaimCall) -> tuple[str, int, int, int, int]:
+    return ("claim_dedup", call.patient, call.provider, call.procedure, call.service_day)
+
+
 def _decided(ctx: TxContext, call: ClaimCall, record: ClaimRecord) -> Result:
     ctx.put(claim_key(call.claim_id), record)
+    if record.status != "denied":  # a denied service may be corrected and resubmitted
+        ctx.put(_dedup_key(call), call.claim_id)
     return Result(record.status, record.reason, call.patient, call.claim_id, call.amount_usd)
 
 
@@ -164,10 +171,8 @@ def adjudicate(ctx: TxContext, call: ClaimCall) -> Result:
     policy = ctx.get(policy_key(policy_id)) if member is not None else None
     insurer = policy.insurer if policy is not None else -1
     record = ClaimRecord(call.patient, call.provider, policy_id, insurer, call.amount_usd, "denied", "")
-    dedup = ("claim_dedup", call.patient, call.provider, call.procedure, call.service_day)
-    if ctx.get(dedup) is not None:
+    if ctx.get(_dedup_key(call)) is not None:
         return _decided(ctx, call, record._replace(reason="duplicate service"))
-    ctx.put(dedup, call.claim_id)
     if member is None or policy is None or not member.active:
         return _decided(ctx, call, record._replace(reason="not eligible"))
     if call.category in policy.excluded:
