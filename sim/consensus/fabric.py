@@ -51,8 +51,9 @@ from sim.workload.transaction import Transaction
 __all__ = ["ENDORSEMENT_BYTES", "Fabric", "FabricParams"]
 
 #: Assumption: an endorsement carries the endorser's X.509 certificate (~0.7 KB) and a
-#: signature; with a 1.1 KB claim, two endorsements and its read-write set an envelope is
-#: ~2.9 KB, the typical transaction of the FastFabric benchmarks (shared/reference).
+#: signature. An approved claim's envelope is then 1.1 KB + 2 endorsements + its read-write
+#: set (7 reads, 4 writes) = 3.6 KB, the order of the typical 2.9 KB transaction of the
+#: FastFabric benchmarks (shared/reference).
 ENDORSEMENT_BYTES = 750
 #: Assumption: serialized size of one read (key and version) and one write (key and value).
 READ_BYTES = 48

@@ -89,6 +89,10 @@ class Executor:
         """Remember the exact transactions (payloads included) a block was built from."""
         self._block_txs.setdefault(block.block_hash, tuple(txs))
 
+    def block_transactions(self, block: Block) -> tuple[Transaction, ...]:
+        """The transactions ``block`` was built from, as ordered (envelopes in execute-order-validate)."""
+        return self._block_txs[block.block_hash]
+
     def store(self, node_id: int) -> VersionedStore:
         """The world state ``node_id`` reads (at ``heights[node_id]``)."""
         return self._chains[node_id].store
@@ -123,7 +127,7 @@ class Executor:
         return chain.executed[h - 1], first
 
     def _execute(self, store: VersionedStore, block: Block) -> tuple[Executed, ...]:
-        txs = self._block_txs[block.block_hash]
+        txs = self.block_transactions(block)
         h = block.height
         out: list[Executed] = []
         for index, tx in enumerate(txs, start=1):
