@@ -80,6 +80,9 @@ class VersionedStore:
         """
         versions = self._versions.get(key)
         if versions is None:
+            kinds = self._genesis_kinds
+            if kinds is not None and key[0] not in kinds:  # type: ignore[index]
+                return _NO_ENTRY
             return self._genesis_entry(key)
         if at_height is None or versions[-1][0] <= at_height:
             i = len(versions) - 1

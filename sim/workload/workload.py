@@ -18,7 +18,6 @@ from __future__ import annotations
 
 import math
 from collections.abc import Callable, Sequence
-from dataclasses import dataclass, field
 from typing import TYPE_CHECKING, Any
 
 import pandas as pd
@@ -45,7 +44,6 @@ if TYPE_CHECKING:
 __all__ = ["BlockEffects", "Workload"]
 
 
-@dataclass
 class BlockEffects:
     """What a block means to the workload, computed once per block.
 
@@ -57,11 +55,14 @@ class BlockEffects:
         revokes: consent revocations that took effect in the block.
     """
 
-    by_origin: dict[int, list[Executed]] = field(default_factory=dict)
-    approved: list[tuple[int, int]] = field(default_factory=list)
-    pa_pending: list[tuple[int, int, int]] = field(default_factory=list)
-    paid_by_provider: dict[int, list[int]] = field(default_factory=dict)
-    revokes: list[Executed] = field(default_factory=list)
+    __slots__ = ("by_origin", "approved", "pa_pending", "paid_by_provider", "revokes")
+
+    def __init__(self) -> None:
+        self.by_origin: dict[int, list[Executed]] = {}
+        self.approved: list[tuple[int, int]] = []
+        self.pa_pending: list[tuple[int, int, int]] = []
+        self.paid_by_provider: dict[int, list[int]] = {}
+        self.revokes: list[Executed] = []
 
 
 class Workload:
@@ -80,7 +81,8 @@ class Workload:
         self._by_tx: dict[int, Request] = {}
         self._on_done: dict[int, Callable[[Request], None]] = {}
         self._effects: dict[bytes, BlockEffects] = {}
-        self._executed_of: dict[int, Executed] = {}
+        self._executed_of: dict[int, Executed] = {}  # for protocols that confirm by replies
+        self._remember_executed = sim.protocol_cls.confirms_by_replies
         self.claim_paid_s: dict[int, float] = {}
         self.timeouts = 0
         self.queries = QueryService(sim, self)
@@ -234,9 +236,16 @@ class Workload:
             return cached
         fx = BlockEffects()
         population = self.population
+        by_origin = fx.by_origin
+        remember = self._remember_executed
         for ex in executed:
-            fx.by_origin.setdefault(ex.tx.origin, []).append(ex)
-            self._executed_of[ex.tx.tx_id] = ex
+            origin = ex.tx.origin
+            if origin in by_origin:
+                by_origin[origin].append(ex)
+            else:
+                by_origin[origin] = [ex]
+            if remember:
+                self._executed_of[ex.tx.tx_id] = ex
             result = ex.result
             if result is None or not ex.valid:
                 continue
