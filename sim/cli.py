@@ -19,6 +19,7 @@ EXIT_BAD_INPUT = 2
 _SUMMARY_ROWS = [
     ("submitted", "submitted", "tx"),
     ("committed", "committed", "tx"),
+    ("invalid", "invalid (MVCC, policy)", "tx"),
     ("rejected", "rejected", "tx"),
     ("dropped", "dropped", "tx"),
     ("pending", "pending at end", "tx"),
@@ -41,11 +42,68 @@ _SUMMARY_ROWS = [
     ("detect_s", "first fault detected after", "s"),
     ("recover_s", "first fault recovered after", "s"),
     ("stalled", "stalled at the end", ""),
+    ("invalid_tx", "invalid transactions", ""),
+    ("mvcc_conflict_rate", "MVCC conflict rate", ""),
+    ("requests", "client requests", ""),
+    ("retries", "retries", ""),
+    ("timeouts", "timeouts", ""),
+    ("__health__", "", ""),
     ("sim_time_s", "simulated time", "s"),
     ("wall_time_s", "wall time", "s"),
     ("events", "events", ""),
     ("events_per_wall_s", "events per wall second", "/s"),
 ]
+
+
+#: healthcare rows, printed per group when the run has that activity (trigger key > 0)
+_HEALTH_GROUPS = [
+    ("claims_submitted", [
+        ("claims_submitted", "claims submitted", ""),
+        ("claims_approved", "claims approved", ""),
+        ("claims_denied", "claims denied", ""),
+        ("claims_pended", "claims pended", ""),
+        ("claims_paid", "claims paid", ""),
+        ("claim_adjudication_p99_s", "claim adjudication p99", "s"),
+        ("claim_paid_p99_s", "claim submit to paid p99", "s"),
+    ]),
+    ("eligibility_checks", [
+        ("eligibility_checks", "eligibility checks", ""),
+        ("eligibility_latency_p99_s", "eligibility latency p99", "s"),
+        ("eligibility_staleness_p99_s", "eligibility staleness p99", "s"),
+    ]),
+    ("consent_activity", [
+        ("consents_granted", "consents granted", ""),
+        ("consents_revoked", "consents revoked", ""),
+        ("accesses_allowed", "accesses allowed", ""),
+        ("accesses_denied", "accesses denied", ""),
+        ("revocation_exposure_max_s", "revocation exposure max", "s"),
+        ("accesses_in_exposure_window", "accesses in exposure window", ""),
+        ("consent_violations", "consent violations", ""),
+    ]),
+    ("records_registered", [
+        ("records_registered", "records registered", ""),
+        ("tampered_records_detected", "tampered records detected", ""),
+    ]),
+    ("provenance_activity", [
+        ("packages_verified", "packages verified", ""),
+        ("counterfeits_injected", "counterfeits injected", ""),
+        ("counterfeits_detected", "counterfeits detected", ""),
+        ("counterfeit_false_alarms", "counterfeit false alarms", ""),
+    ]),
+    ("trial_anchors", [("trial_anchors", "trial anchors", "")]),
+]  # fmt: skip
+
+
+def _health_rows(summary: dict[str, Any]) -> list[tuple[str, str, str]]:
+    activity = {
+        "consent_activity": summary.get("consents_granted", 0) + summary.get("accesses_allowed", 0) + summary.get("accesses_denied", 0),
+        "provenance_activity": summary.get("packages_verified", 0) + summary.get("counterfeits_detected", 0),
+    }
+    rows: list[tuple[str, str, str]] = []
+    for trigger, group in _HEALTH_GROUPS:
+        if (activity[trigger] if trigger in activity else summary.get(trigger, 0)) > 0:
+            rows.extend(group)
+    return rows
 
 
 def _fmt(value: Any) -> str:
@@ -54,6 +112,8 @@ def _fmt(value: Any) -> str:
     if isinstance(value, bool):
         return "yes" if value else "no"
     if isinstance(value, float):
+        if 0 < abs(value) < 1e-3:  # e.g. a query answered in 40 us
+            return f"{value:.2e}"
         return f"{value:,.4f}" if abs(value) < 100 else f"{value:,.1f}"
     if isinstance(value, int):
         return f"{value:,}"
@@ -88,8 +148,11 @@ def format_fault_report(summary: dict[str, Any]) -> str:
 def format_summary(summary: dict[str, Any]) -> str:
     """The summary as an aligned two-column text table, then the fault report and invariant notes."""
     lines = [f"{summary.get('scenario', '')}: {summary.get('protocol', '')}, {summary.get('nodes', '')} nodes, seed {summary.get('seed', '')}"]
-    width = max(len(label) for _, label, _ in _SUMMARY_ROWS)
-    for key, label, unit in _SUMMARY_ROWS:
+    rows: list[tuple[str, str, str]] = []
+    for row in _SUMMARY_ROWS:
+        rows.extend(_health_rows(summary) if row[0] == "__health__" else [row])
+    width = max(len(label) for _, label, _ in rows)
+    for key, label, unit in rows:
         if key in summary:
             lines.append(f"  {label:<{width}}  {_fmt(summary[key]):>16} {unit}")
     report = format_fault_report(summary)
@@ -418,7 +481,7 @@ def list_(what: str) -> None:
     else:
         from sim.workload.types import TX_TYPES
 
-        names = [f"{name}\t{TX_TYPES[name].description}" for name in sorted(TX_TYPES)]
+        names = [f"{name}\t{kind.description}" for name, kind in TX_TYPES.items()]  # grouped by domain
     for name in names:
         click.echo(name)
 

@@ -21,6 +21,7 @@ from sim.errors import ScenarioError
 from sim.faults.spec import FAULT_KINDS, FaultSpec, check_faults
 from sim.network.topology import TOPOLOGIES
 from sim.schema import StrictModel
+from sim.workload.settings import WorkloadKeys, workload_problems
 from sim.workload.types import TX_TYPES
 
 __all__ = [
@@ -86,11 +87,17 @@ class NodeConfig(StrictModel):
     mempool_capacity_tx: int = Field(100_000, ge=1, description="mempool bound; arrivals beyond it are rejected")
 
 
-class WorkloadConfig(StrictModel):
-    """``[workload]``: what clients submit, how often and where."""
+class WorkloadConfig(WorkloadKeys):
+    """``[workload]``: what clients submit, how often and where.
+
+    The healthcare keys (population, roles, clients, arrival shapes) are inherited
+    from :class:`sim.workload.settings.WorkloadKeys`.
+    """
 
     rate_tps: float = Field(200.0, ge=0, description="total arrival rate over all origins, transactions/s")
-    arrival: Literal["poisson"] = Field("poisson", description="arrival process")
+    arrival: Literal["poisson", "diurnal", "bursty", "trace"] = Field(
+        "poisson", description="arrival process: poisson, diurnal (hourly multipliers), bursty (2-state MMPP), trace (CSV)"
+    )
     mix: dict[str, float] = Field(default_factory=lambda: {"claim": 1.0}, description="type -> weight")
     origins: Literal["all"] | list[int] = Field("all", description='"all" nodes, or a list of node ids')
 
@@ -102,9 +109,17 @@ class WorkloadConfig(StrictModel):
                 raise ValueError(f"unknown transaction type {name!r}{_did_you_mean(name, TX_TYPES)}; known: {', '.join(sorted(TX_TYPES))}")
             if weight < 0:
                 raise ValueError(f"weight of {name!r} is {weight}; weights must be >= 0")
+            if TX_TYPES[name].generated and weight > 0:
+                raise ValueError(f"{name!r} is sent by the system in reaction to other transactions; it cannot be in the mix")
         if not mix or sum(mix.values()) <= 0:
             raise ValueError("mix needs at least one type with a positive weight")
         return mix
+
+    @model_validator(mode="after")
+    def _trace_given(self) -> WorkloadConfig:
+        if (self.arrival == "trace") != (self.trace is not None):
+            raise ValueError("arrival = 'trace' and a trace file go together: set both or neither")
+        return self
 
 
 class MetricsConfig(StrictModel):
@@ -220,6 +235,7 @@ class Scenario(StrictModel):
                 problems.append(f"workload.origins has node ids {bad} outside 0..{n - 1}")
             if not self.workload.origins:
                 problems.append("workload.origins is an empty list; give node ids or \"all\"")
+        problems += workload_problems(self.workload, n)
         if self.network.cities is not None:
             from sim.network.topology import load_city_rtt_ms
 

@@ -9,9 +9,8 @@ from typing import TYPE_CHECKING, Any
 import pandas as pd
 
 from sim.faults.recovery import RECOVERY_COLUMNS, recovery_table, stall_status
+from sim.metrics.healthcare import consent_violations, healthcare_summary, revocations_table
 from sim.metrics.invariants import (
-    ACCESS_AUDIT_COLUMNS,
-    check_consent,
     check_conservation,
     check_durability,
     check_ledgers,
@@ -27,7 +26,10 @@ if TYPE_CHECKING:
 __all__ = ["RunResult", "TABLES", "collect"]
 
 #: the tables every run has, in the order they are written
-TABLES = ("transactions", "blocks", "messages", "nodes", "consensus", "faults", "recovery", "invariants", "throughput")
+TABLES = (
+    "transactions", "blocks", "messages", "nodes", "consensus", "faults", "recovery", "invariants", "throughput",
+    "requests", "contracts", "claims", "queries", "audit", "revocations",
+)  # fmt: skip
 
 
 @dataclass
@@ -83,6 +85,30 @@ class RunResult:
     @property
     def throughput(self) -> pd.DataFrame:
         return self.tables["throughput"]
+
+    @property
+    def requests(self) -> pd.DataFrame:
+        return self.tables["requests"]
+
+    @property
+    def contracts(self) -> pd.DataFrame:
+        return self.tables["contracts"]
+
+    @property
+    def claims(self) -> pd.DataFrame:
+        return self.tables["claims"]
+
+    @property
+    def queries(self) -> pd.DataFrame:
+        return self.tables["queries"]
+
+    @property
+    def audit(self) -> pd.DataFrame:
+        return self.tables["audit"]
+
+    @property
+    def revocations(self) -> pd.DataFrame:
+        return self.tables["revocations"]
 
     def summary_frame(self) -> pd.DataFrame:
         """The summary as a one-row DataFrame."""
@@ -169,6 +195,9 @@ def collect(sim: Simulation, wall_time_s: float, manifest: dict[str, Any] | None
     consensus = rec.consensus_table()
     faults, recovery = _fault_tables(sim, transactions, consensus)
     honest = sim.faults.honest() if sim.faults is not None else list(range(sim.n))
+    health = rec.health
+    contracts = health.contracts_table()
+    queries = health.queries_table()
     ledgers = [n.ledger for n in sim.nodes]
     safety, safety_notes = check_safety(ledgers, honest)
     integrity, integrity_notes = check_ledgers(ledgers, honest)
@@ -180,7 +209,7 @@ def collect(sim: Simulation, wall_time_s: float, manifest: dict[str, Any] | None
     else:
         conservation, conservation_notes = 0, ["not checked: metrics.enabled = false"]
         lost, lost_notes = 0, ["not checked: metrics.enabled = false"]
-    consent, consent_notes = check_consent(pd.DataFrame(sim.access_audit, columns=list(ACCESS_AUDIT_COLUMNS)))
+    consent, consent_notes = consent_violations(contracts, queries)
     checks = {
         "safety": (safety, safety_notes),
         "ledger_integrity": (integrity, integrity_notes),
@@ -198,7 +227,14 @@ def collect(sim: Simulation, wall_time_s: float, manifest: dict[str, Any] | None
         "recovery": recovery,
         "invariants": invariants_table(checks),
         "throughput": throughput_series(transactions, duration_s, scenario.metrics.throughput_bin_s),
+        "requests": sim.workload.requests_table(),
+        "contracts": contracts,
+        "claims": sim.workload.claims_table(),
+        "queries": queries,
+        "audit": health.audit_table(),
     }
+    submit_s = [r.first_submit_s for r in sim.workload.requests]
+    tables["revocations"] = revocations_table(health, submit_s, sim.n, duration_s, queries)
     outcomes = transactions["outcome"].value_counts()
     messages, size_bytes = sim.network.totals()
     committed = int(outcomes.get("committed", 0))
@@ -209,6 +245,7 @@ def collect(sim: Simulation, wall_time_s: float, manifest: dict[str, Any] | None
         "seed": sim.seed,
         "submitted": submitted,
         "committed": committed,
+        "invalid": int(outcomes.get("invalid", 0)),
         "rejected": int(outcomes.get("rejected", 0)),
         "dropped": int(outcomes.get("dropped", 0)),
         "pending": int(outcomes.get("pending", 0)),
@@ -237,4 +274,6 @@ def collect(sim: Simulation, wall_time_s: float, manifest: dict[str, Any] | None
         }
     )
     summary.update(_fault_summary(sim, transactions, recovery))
+    summary.update(healthcare_summary(tables, scenario.warmup_s))
+    summary.update(sim.workload.counters())
     return RunResult(scenario=scenario, seed=sim.seed, summary=summary, tables=tables, manifest=manifest or {})

@@ -10,6 +10,7 @@ import simpy
 
 from sim.config import Scenario
 from sim.consensus.base import Message, get_protocol
+from sim.contracts.executor import Executor
 from sim.faults.injector import FaultInjector
 from sim.ledger import Block
 from sim.metrics.recorder import NullRecorder, Recorder
@@ -18,9 +19,9 @@ from sim.network.network import Network
 from sim.network.topology import Topology, TopologyParams, build_topology
 from sim.node.node import Node
 from sim.rng import RandomStreams
-from sim.workload.arrivals import poisson_arrival_times
-from sim.workload.client import OpenLoopClient
+from sim.workload.population import GENESIS_KINDS
 from sim.workload.transaction import Transaction
+from sim.workload.workload import Workload
 
 from sim.errors import HcsimError
 
@@ -111,10 +112,6 @@ class Simulation:
         # set only when Byzantine faults are configured.
         self.services: dict[type, Callable[[int, int, Any], None]] = {}
         self.block_guard: Any = None
-        # Access-control audit fed by the consent contract: one dict per access decision
-        # with keys time_s, node_id, patient, grantee, consent_applied_s (NaN if no consent
-        # was applied at that node). Read by the consent invariant (sim/metrics/invariants.py).
-        self.access_audit: list[dict[str, Any]] = []
         self.nodes: list[Node] = [
             Node(
                 i,
@@ -126,17 +123,8 @@ class Simulation:
             )
             for i in range(self.n)
         ]
-        wl = scenario.workload
-        origins: Sequence[int] = range(self.n) if wl.origins == "all" else wl.origins
-        self.client = OpenLoopClient(
-            self.env,
-            poisson_arrival_times(wl.rate_tps, self.streams.stream("workload/arrivals")),
-            wl.mix,
-            origins,
-            self.streams.stream("workload"),
-            submit=self._submit,
-            next_id=lambda: len(self.txs),
-        )
+        self.workload = Workload(self)
+        self.executor = Executor(self.n, self.workload.population.genesis, GENESIS_KINDS)
         start = self.env.timeout(0)
         start.callbacks.append(lambda _e: [node.protocol.on_start() for node in self.nodes])
         # Built after the start event so that faults at time 0 act after on_start.
@@ -152,21 +140,48 @@ class Simulation:
                 return
         self.nodes[dst].receive(src, msg)
 
-    def _submit(self, tx: Transaction) -> None:
+    def submit_tx(self, tx: Transaction) -> None:
+        """A client submits ``tx`` (whose id must be ``len(self.txs)``) to its origin node."""
+        if tx.tx_id != len(self.txs):
+            raise ValueError(f"transaction id {tx.tx_id} is not the next id {len(self.txs)}")
         self.txs.append(tx)
         self.nodes[tx.origin].submit(tx)
 
     def submit_now(self, origin: int, tx_type: str = "claim") -> Transaction:
-        """Submit one transaction of ``tx_type`` at ``origin`` now (for tests and notebooks)."""
-        from sim.workload.types import TX_TYPES
+        """A client at ``origin`` submits one ``tx_type`` transaction now (for tests and notebooks).
 
-        kind = TX_TYPES[tx_type]
-        tx = Transaction(len(self.txs), kind.name, origin, self.env.now, kind.size_bytes, kind.execute_s)
-        self._submit(tx)
-        return tx
+        The contract call is generated like any workload request of that type.
+
+        Raises:
+            ValueError: ``tx_type`` is read-only (no transaction) or cannot be made now.
+        """
+        before = len(self.txs)
+        request = self.workload.issue(tx_type, origin)
+        if request is None or len(self.txs) == before:
+            raise ValueError(f"no {tx_type!r} transaction can be submitted at node {origin} now")
+        return self.txs[before]
+
+    def block_applied(self, node_id: int, block: Block) -> None:
+        """``node_id`` applies ``block``: run its contracts, record outcomes, tell the workload."""
+        now = self.env.now
+        executed, first = self.executor.apply(node_id, block, now)
+        effects = self.workload.effects(block, executed)
+        if first:
+            self.recorder.health.executed(block, executed, now)
+            invalid = [(ex.tx.tx_id, ex.invalid_reason) for ex in executed if not ex.valid]
+            if invalid:
+                self.recorder.txs_invalid(invalid)
+        self.recorder.health.applied(node_id, effects.revokes, now)
+        self.workload.applied(node_id, effects, notify_clients=not self.protocol_cls.confirms_by_replies)
+
+    def txs_confirmed(self, tx_ids: Sequence[int]) -> None:
+        """A protocol confirmed ``tx_ids`` to their clients (``confirms_by_replies`` protocols)."""
+        self.recorder.txs_confirmed(tx_ids, self.env.now)
+        self.workload.confirmed(tx_ids)
 
     def block_created(self, block: Block, txs: Sequence[Transaction]) -> None:
         """A protocol built ``block`` from ``txs``: index it and mark the transactions proposed."""
+        self.executor.block_created(block, txs)
         if block.block_hash not in self._block_info:
             by_origin: dict[int, list[int]] = {}
             for tx in txs:

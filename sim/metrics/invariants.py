@@ -16,17 +16,12 @@ import pandas as pd
 from sim.ledger import Ledger, verify_chain
 
 __all__ = [
-    "ACCESS_AUDIT_COLUMNS",
-    "check_consent",
     "check_conservation",
     "check_durability",
     "check_ledgers",
     "check_safety",
     "invariants_table",
 ]
-
-#: columns of the access-control audit the consent invariant reads (one row per access decision)
-ACCESS_AUDIT_COLUMNS = ("time_s", "node_id", "patient", "grantee", "consent_applied_s")
 
 
 def check_safety(ledgers: Sequence[Ledger], honest: Collection[int]) -> tuple[int, list[str]]:
@@ -109,32 +104,6 @@ def check_durability(ledgers: Sequence[Ledger], honest: Collection[int], committ
     if not lost:
         return 0, []
     return len(lost), [f"{len(lost)} committed transactions are in no honest ledger, e.g. ids {lost[:5]}"]
-
-
-def check_consent(audit: pd.DataFrame) -> tuple[int, list[str]]:
-    """Access granted at a node without a consent committed (applied) there before it.
-
-    The audit has :data:`ACCESS_AUDIT_COLUMNS`; it is fed by the consent contract
-    (``Simulation.access_audit``). A row violates the invariant if its
-    ``consent_applied_s`` is missing (NaN) or later than its ``time_s``. An empty audit
-    (no consent contract in the run) has no violations.
-
-    Returns:
-        (number of violating accesses, descriptions of the first few).
-    """
-    if audit.empty:
-        return 0, []
-    missing = [c for c in ACCESS_AUDIT_COLUMNS if c not in audit.columns]
-    if missing:
-        raise ValueError(f"access audit lacks columns {missing}; expected {list(ACCESS_AUDIT_COLUMNS)}")
-    consent = audit["consent_applied_s"].astype(float)
-    bad = audit[consent.isna() | (consent > audit["time_s"])]
-    described = [
-        f"t = {r.time_s:.3f} s: node {r.node_id} granted {r.grantee} access to patient {r.patient} "
-        + ("with no consent applied" if math.isnan(r.consent_applied_s) else f"before its consent applied at {r.consent_applied_s:.3f} s")
-        for r in bad.head(5).itertuples()
-    ]
-    return len(bad), described
 
 
 def invariants_table(results: Mapping[str, tuple[int, list[str]]]) -> pd.DataFrame:

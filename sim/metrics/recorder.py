@@ -15,7 +15,8 @@ import numpy as np
 import pandas as pd
 
 from sim.ledger import Block
-from sim.metrics.records import BlockInfo, ConsensusRecord, DropRecord
+from sim.metrics.healthcare import HealthRecorder, NullHealthRecorder
+from sim.metrics.records import OUTCOMES, BlockInfo, ConsensusRecord, DropRecord
 from sim.workload.transaction import Transaction
 
 __all__ = ["NullRecorder", "Recorder"]
@@ -37,10 +38,14 @@ class Recorder:
         self.decided_s: list[float] = []
         self.commit_s: list[float] = []
         self.height: list[int] = []
+        self.request_id: list[int] = []
+        self.attempt: list[int] = []
+        self.invalid: dict[int, str] = {}  # tx id -> why validation rejected it
         self.rejected: dict[int, DropRecord] = {}
         self.dropped: dict[int, DropRecord] = {}
         self.blocks: dict[bytes, dict[str, object]] = {}
         self.consensus: list[ConsensusRecord] = []
+        self.health = HealthRecorder()
 
     # ------------------------------------------------------------- transactions
 
@@ -55,6 +60,8 @@ class Recorder:
         self.decided_s.append(_NAN)
         self.commit_s.append(_NAN)
         self.height.append(-1)
+        self.request_id.append(tx.request_id)
+        self.attempt.append(tx.attempt)
 
     def tx_rejected(self, tx_id: int, node_id: int, time_s: float, reason: str) -> None:
         self.rejected.setdefault(tx_id, DropRecord(tx_id, node_id, time_s, reason))
@@ -62,6 +69,11 @@ class Recorder:
     def txs_dropped(self, tx_ids: Sequence[int], node_id: int, time_s: float, reason: str) -> None:
         for tx_id in tx_ids:
             self.dropped.setdefault(tx_id, DropRecord(tx_id, node_id, time_s, reason))
+
+    def txs_invalid(self, invalid: Sequence[tuple[int, str]]) -> None:
+        """Transactions ordered in a block but marked invalid by validation, with the reason."""
+        for tx_id, reason in invalid:
+            self.invalid.setdefault(tx_id, reason)
 
     def txs_proposed(self, tx_ids: Sequence[int], time_s: float) -> None:
         proposed = self.proposed_s
@@ -130,6 +142,9 @@ class Recorder:
         outcome[committed] = "committed"
         reason[committed] = ""
         dropped_s[committed] = np.nan
+        for tx_id, why in self.invalid.items():
+            outcome[tx_id] = "invalid"
+            reason[tx_id] = why
         return pd.DataFrame(
             {
                 "tx_id": np.arange(n, dtype=np.int64),
@@ -145,7 +160,9 @@ class Recorder:
                 "consensus_s": decided - proposed,
                 "origin_apply_s": commit - decided,
                 "height": np.asarray(self.height, dtype=np.int64),
-                "outcome": pd.Categorical(outcome, categories=["committed", "rejected", "dropped", "pending"]),
+                "request_id": np.asarray(self.request_id, dtype=np.int64),
+                "attempt": np.asarray(self.attempt, dtype=np.int32),
+                "outcome": pd.Categorical(outcome, categories=list(OUTCOMES)),
                 "reason": reason.astype(str),
                 "dropped_s": dropped_s,
             }
@@ -174,6 +191,10 @@ class NullRecorder(Recorder):
     def __init__(self) -> None:
         super().__init__()
         self.submitted = 0
+        self.health = NullHealthRecorder()
+
+    def txs_invalid(self, invalid: Sequence[tuple[int, str]]) -> None:
+        pass
 
     def tx_submitted(self, tx: Transaction) -> None:
         self.submitted += 1

@@ -7,8 +7,9 @@ from typing import Any
 
 __all__ = ["BlockInfo", "ConsensusRecord", "DropRecord", "OUTCOMES"]
 
-#: every transaction ends in exactly one of these
-OUTCOMES = ("committed", "rejected", "dropped", "pending")
+#: every transaction ends in exactly one of these ("invalid": ordered in a block but rejected by
+#: execute-order-validate validation, e.g. an MVCC read conflict; its writes are discarded)
+OUTCOMES = ("committed", "invalid", "rejected", "dropped", "pending")
 
 
 @dataclass(frozen=True, slots=True)

@@ -32,13 +32,14 @@ def batch_means_ci95(values: np.ndarray, batches: int = 10) -> float:
 def latency_summary(transactions: pd.DataFrame, warmup_s: float, duration_s: float) -> dict[str, Any]:
     """Throughput and latency over the measured window [warmup_s, duration_s].
 
-    Throughput counts transactions decided (first applied anywhere) in the window;
-    latency is submit to applied at the origin node, for transactions submitted in the window.
+    Throughput counts valid transactions decided (first applied anywhere) in the window;
+    latency is submit to applied at the origin node, for valid transactions submitted in the window.
     """
     window_s = duration_s - warmup_s
+    valid = (transactions["outcome"] != "invalid").to_numpy()  # invalid transactions are not throughput
     decided = transactions["decided_s"].to_numpy()
-    in_window = (decided >= warmup_s) & (decided <= duration_s)
-    submitted_in = transactions["submit_s"].to_numpy() >= warmup_s
+    in_window = (decided >= warmup_s) & (decided <= duration_s) & valid
+    submitted_in = (transactions["submit_s"].to_numpy() >= warmup_s) & valid
     lat = transactions["latency_s"].to_numpy()[submitted_in]
     lat = lat[~np.isnan(lat)]
     out: dict[str, Any] = {
@@ -68,10 +69,11 @@ def latency_summary(transactions: pd.DataFrame, warmup_s: float, duration_s: flo
 
 
 def throughput_series(transactions: pd.DataFrame, duration_s: float, bin_s: float) -> pd.DataFrame:
-    """Committed (decided) transactions per second in bins of ``bin_s`` seconds."""
+    """Committed (decided, valid) transactions per second in bins of ``bin_s`` seconds."""
     edges = np.arange(0.0, duration_s + bin_s, bin_s)
     decided = transactions["decided_s"].to_numpy()
-    counts, _ = np.histogram(decided[~np.isnan(decided)], bins=edges)
+    keep = ~np.isnan(decided) & (transactions["outcome"] != "invalid").to_numpy()
+    counts, _ = np.histogram(decided[keep], bins=edges)
     submitted, _ = np.histogram(transactions["submit_s"].to_numpy(), bins=edges)
     return pd.DataFrame(
         {

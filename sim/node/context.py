@@ -187,7 +187,18 @@ class NodeContext:
         Only for protocols with ``confirms_by_replies = True``; sets each transaction's
         ``commit_s`` once.
         """
-        self._node.sim.recorder.txs_confirmed(list(tx_ids), self.now)
+        self._node.sim.txs_confirmed(list(tx_ids))
+
+    def endorse(self, tx: Transaction) -> tuple[Any, Any, float]:
+        """Execute-order-validate endorsement: simulate ``tx``'s contract call on this node's
+        committed world state without applying it, charging its execution to this CPU.
+
+        Returns:
+            (the contract's Result, the read-write set, the time the simulation finishes).
+        """
+        done_s = self._node.execute_work(tx.execute_s)
+        result, rwset = self._node.sim.executor.simulate(self.node_id, tx, self.now)
+        return result, rwset, done_s
 
     def record(self, kind: str, **fields: Any) -> None:
         """Record a consensus event (election, view change, new leader, round ...)."""

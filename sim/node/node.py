@@ -80,6 +80,11 @@ class Node:
         """Queue ``cost_s`` of work now; return its completion time."""
         return self.cpu.reserve(self.env.now, cost_s)
 
+    def execute_work(self, mean_s: float, extra_s: float = 0.0) -> float:
+        """Queue contract work (a query, an endorsement) of mean ``mean_s`` scaled by
+        ``execute_scale`` and drawn per ``cpu_time``, plus ``extra_s`` fixed; return its completion time."""
+        return self.cpu.reserve(self.env.now, self._cost(mean_s * self.costs.execute_scale) + extra_s)
+
     def _at(self, when_s: float, action: Any, *args: Any) -> None:
         """Run ``action(*args)`` at ``when_s`` if this node is still in the same life."""
         epoch = self.epoch
@@ -219,6 +224,7 @@ class Node:
             self.applied_height = block.height
             if len(self.mempool):
                 self.mempool.remove(block.tx_ids, self.env.now)
+            self.sim.block_applied(self.node_id, block)  # contracts run (or validate) here
             self.sim.recorder.block_applied(
                 self.node_id, block, self.env.now, self.sim.block_info(block), not self._confirms_by_replies
             )

@@ -10,7 +10,7 @@ __all__ = ["Transaction"]
 
 @dataclass(frozen=True, slots=True)
 class Transaction:
-    """One client transaction.
+    """One client transaction (one attempt of a client request).
 
     Attributes:
         tx_id: unique per simulation, counted from 0 in submission order.
@@ -19,7 +19,10 @@ class Transaction:
         submit_s: simulated submission time, seconds.
         size_bytes: wire size, bytes.
         execute_s: CPU time to execute it on one node, seconds.
-        payload: contract call data (type-specific; None for opaque transactions).
+        payload: contract call data (a ``sim.contracts.Call``, or an ``Endorsed`` envelope
+            in execute-order-validate; None for opaque transactions).
+        request_id: the client request this attempt belongs to (-1: none).
+        attempt: 0 for the first submission, k for the k-th retry.
     """
 
     tx_id: int
@@ -29,3 +32,5 @@ class Transaction:
     size_bytes: int
     execute_s: float
     payload: Any = field(default=None, compare=False)
+    request_id: int = -1
+    attempt: int = 0
