@@ -41,6 +41,7 @@ def _exact_solo(faults: list[dict[str, Any]], **extra: Any) -> Scenario:
         "node__execute_scale": 0.0,
         "workload__rate_tps": 2.0,
         "workload__origins": [1],
+        "workload__insurers": [0],  # node 1 is then a provider and sends the claims
         "faults": faults,
         **extra,
     }

@@ -150,13 +150,14 @@ class Simulation:
     def submit_now(self, origin: int, tx_type: str = "claim") -> Transaction:
         """A client at ``origin`` submits one ``tx_type`` transaction now (for tests and notebooks).
 
-        The contract call is generated like any workload request of that type.
+        The contract call is generated like any workload request of that type, as if
+        ``origin`` played the role that sends it (protocol tests pick nodes by position).
 
         Raises:
             ValueError: ``tx_type`` is read-only (no transaction) or cannot be made now.
         """
         before = len(self.txs)
-        request = self.workload.issue(tx_type, origin)
+        request = self.workload.issue(tx_type, origin, any_origin=True)
         if request is None or len(self.txs) == before:
             raise ValueError(f"no {tx_type!r} transaction can be submitted at node {origin} now")
         return self.txs[before]
@@ -201,8 +202,11 @@ class Simulation:
         return block_hash in self._block_info
 
     def block_variant(self, original: Block, variant: Block) -> None:
-        """Index ``variant`` (a Byzantine copy of ``original`` with the same transactions)."""
+        """Index ``variant`` (a Byzantine copy of ``original`` with the same transactions,
+        possibly reordered) so nodes that accept it can execute it."""
         self._block_info.setdefault(variant.block_hash, self._block_info[original.block_hash])
+        by_id = {tx.tx_id: tx for tx in self.executor.block_transactions(original)}
+        self.executor.block_created(variant, [by_id[i] for i in variant.tx_ids if i in by_id])
 
     # ------------------------------------------------------------------ run
 

@@ -199,9 +199,17 @@ def workload_problems(wl: WorkloadKeys, n_nodes: int) -> list[str]:
     needs_insurer = {"claim", "eligibility", "prior_auth_request"} & set(mix)
     if needs_insurer and not roles.insurers:
         problems.append(f"workload.mix has {sorted(needs_insurer)} but there is no insurer (workload.insurers = [])")
+    origins = getattr(wl, "origins", "all")
+    allowed = set(range(n_nodes)) if origins == "all" else set(origins)
     for name in sorted(mix):
-        if not any(roles.nodes_with(r) for r in TX_TYPES[name].senders):
+        players = {i for r in TX_TYPES[name].senders for i in roles.nodes_with(r)}
+        if not players:
             problems.append(f"workload.mix has {name} but no node plays {' or '.join(TX_TYPES[name].senders)}")
+        elif not players & allowed:
+            problems.append(
+                f"workload.origins = {origins}: none of these nodes may send {name} "
+                f"(sent by {' or '.join(TX_TYPES[name].senders)}: nodes {sorted(players)[:10]})"
+            )
     if wl.trace is not None and Path(wl.trace).is_file():
         bad_origins = sorted({o for _, _, o, _ in load_trace(wl.trace) if o >= n_nodes})
         if bad_origins:

@@ -137,10 +137,15 @@ class Workload:
     # ------------------------------------------------------------- requests
 
     def issue(
-        self, tx_type: str, origin: int | None = None, size_bytes: int = 0, on_done: Callable[[Request], None] | None = None
+        self,
+        tx_type: str,
+        origin: int | None = None,
+        size_bytes: int = 0,
+        on_done: Callable[[Request], None] | None = None,
+        any_origin: bool = False,
     ) -> Request | None:
         """A client request of ``tx_type`` (None if it cannot be made now, see CallGenerator.make)."""
-        request = self.generator.make(len(self.requests), tx_type, origin, self.env.now, size_bytes)
+        request = self.generator.make(len(self.requests), tx_type, origin, self.env.now, size_bytes, any_origin)
         if request is None:
             return None
         request.timeout_s = self.wl.timeout_s
