@@ -53,6 +53,9 @@ class Network:
         self.env = env
         self.n = n
         self.delay_s: list[list[float]] = np.asarray(delay_s, dtype=float).tolist()
+        #: the same delays as a read-only (n, n) array, src -> dst (for phase-mode kernels)
+        self.delay_matrix_s: np.ndarray = np.array(delay_s, dtype=float)
+        self.delay_matrix_s.setflags(write=False)
         self.bandwidth_bps = [float(bandwidth_bps)] * n
         self.jitter_s = jitter_s
         self.loss_rate = loss_rate
@@ -132,6 +135,42 @@ class Network:
             ids = msg.tx_ids()
             self.in_flight_txs.subtract(ids)
             self._on_tx_drop(ids, dst, f"message {kind} {reason}")
+
+    # ---------------------------------------------------------- phase mode
+
+    @property
+    def links_rng(self) -> np.random.Generator:
+        """The ``"links"`` stream: phase-mode kernels draw jitter and loss from it."""
+        return self._rng
+
+    def account_bulk(
+        self, kind: str, size_bytes: int, sent: Sequence[int], received: Sequence[int], dropped: Sequence[int]
+    ) -> None:
+        """Count messages of type ``kind`` moved without events (phase mode).
+
+        Args:
+            kind: message type name.
+            size_bytes: size of each message, bytes.
+            sent, received, dropped: per node id, messages it sent, received and lost as a sender.
+        """
+        for table, counts in ((self.sent, sent), (self.received, received)):
+            for node, count in enumerate(counts):
+                if count:
+                    counter = table.setdefault((node, kind), [0, 0])
+                    counter[0] += int(count)
+                    counter[1] += int(count) * size_bytes
+        for node, count in enumerate(dropped):
+            if count:
+                self.dropped[(node, kind)] = self.dropped.get((node, kind), 0) + int(count)
+
+    def deliver_at(self, src: int, dst: int, msg: Message, at_s: float) -> None:
+        """Hand ``msg`` to ``dst`` at ``at_s`` without transmitting or counting it.
+
+        For phase mode, whose kernels account messages with :meth:`account_bulk`. The
+        message is dropped silently if ``src`` cannot reach ``dst`` at that time.
+        """
+        event = self.env.timeout(max(0.0, at_s - self.env.now))
+        event.callbacks.append(lambda _e: self.reachable(src, dst) and self._deliver(src, dst, msg))
 
     # ------------------------------------------------------------------ totals
 

@@ -96,9 +96,12 @@ class Node:
         """A message arrived: verify its signatures and hash it on the CPU, then hand it over."""
         if not self.up:
             return
-        cost_s = msg.signatures * self.costs.verify_s + msg.size_bytes() * 8.0 / self._bits_per_hash_s
-        done_s = self.cpu.reserve(self.env.now, cost_s)
+        done_s = self.cpu.reserve(self.env.now, self.receive_cost_s(msg))
         self._at(done_s, self.protocol.on_message, src, msg)
+
+    def receive_cost_s(self, msg: Message) -> float:
+        """CPU seconds to verify ``msg``'s signatures and hash its bytes on receipt."""
+        return msg.signatures * self.costs.verify_s + msg.size_bytes() * 8.0 / self._bits_per_hash_s
 
     # ----------------------------------------------------------------- timers
 
