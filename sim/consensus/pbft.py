@@ -700,5 +700,6 @@ class Pbft(Protocol):
         commit_at, committed = phase.quorum_done(cb.arrival_s, np.full(ctx.n, self.q - 1), prepared, cost_s)
         deliver = phase.PhaseDelivery(net)
         for stage, at, done, recv in (("prepared", prep_at, prepared, pb), ("committed", commit_at, committed, cb)):
-            later = recv.received * cost_s - (done - at)
+            with np.errstate(invalid="ignore"):  # inf - inf where a replica never gets there
+                later = np.where(np.isfinite(at), recv.received * cost_s - (done - at), 0.0)
             deliver.deliver(at, lambda j: PhaseQuorum(stage, pp, float(done[j] - at[j]), float(later[j])))
