@@ -145,9 +145,11 @@ class Simulation:
             on_progress(self.env.now)
 
     def pending_tx_ids(self) -> set[int]:
-        """Transactions still held somewhere: mempools, protocol state or forwarding messages."""
+        """Transactions still held somewhere: mempools, protocol state, forwarding messages,
+        or an origin's CPU verifying the client's signature."""
         held: set[int] = set(self.network.in_flight())
         for node in self.nodes:
+            held.update(node.verifying)
             held.update(tx.tx_id for tx in node.mempool)
             held.update(node.protocol.pending_tx_ids())
         return held

@@ -46,6 +46,7 @@ class Node:
         self.mempool = Mempool(costs.mempool_capacity_tx)
         self.ledger = Ledger()
         self.applied_height = 0
+        self.verifying: set[int] = set()  # submitted transactions whose signature the CPU is checking
         self.up = True
         self.epoch = 0  # bumped on crash: timers and CPU work of an earlier life never fire
         self._cpu_rng = cpu_rng
@@ -129,10 +130,12 @@ class Node:
         if done_s <= self.env.now:
             self.admit(tx, notify=True)
             return
+        self.verifying.add(tx.tx_id)
         event = self.env.timeout(done_s - self.env.now)
         event.callbacks.append(lambda _e: self._admit_after_verify(tx, epoch))
 
     def _admit_after_verify(self, tx: Transaction, epoch: int) -> None:
+        self.verifying.discard(tx.tx_id)
         if self.up and self.epoch == epoch:
             self.admit(tx, notify=True)
         else:
