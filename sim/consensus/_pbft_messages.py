@@ -10,6 +10,7 @@ ask the receiver to verify every signature in them (``signatures``).
 from __future__ import annotations
 
 from dataclasses import dataclass, field
+from typing import Any
 
 from sim.consensus.base import MESSAGE_HEADER_BYTES, Message
 from sim.ledger import Block
@@ -212,17 +213,30 @@ class FetchNewView(Message):
 
 @dataclass(frozen=True, slots=True)
 class PhaseQuorum(Message):
-    """Phase mode only, never on the wire: this replica reached a prepare or commit quorum.
+    """Phase mode only, never on the wire: one stage of a sequence number at one replica.
 
-    Delivered at the quorum's arrival time; the receiver spends ``cpu_now_s`` verifying
-    the quorum's messages before acting and ``cpu_later_s`` on the rest of the phase.
+    ``stage`` is "pre-prepare" (the pre-prepare arrived), "prepared" or "committed"
+    (the replica's quorum of prepares or commits arrived). The two rounds record which
+    replicas really sent prepares and commits (:class:`sim.network.phase.QuorumRound`).
+    The receiver spends ``cpu_now_s`` verifying before it acts and ``cpu_later_s`` on
+    the rest of the phase's messages after.
     """
 
-    stage: str  # "prepared" or "committed"
+    stage: str
     pp: PrePrepare
+    prepares: Any = field(repr=False)  # QuorumRound of the prepare phase
+    commits: Any = field(repr=False)  # QuorumRound of the commit phase
     cpu_now_s: float
     cpu_later_s: float
     signatures = 0  # type: ignore[misc]  # the CPU cost is in cpu_now_s and cpu_later_s
+
+    @property
+    def view(self) -> int:
+        return self.pp.view
+
+    @property
+    def seq(self) -> int:
+        return self.pp.seq
 
     def size_bytes(self) -> int:
         return 0

@@ -55,7 +55,7 @@ Simplifications, each stated:
   View, log and certificates survive a crash (stable storage); mempool and timers do not.
 
 Phase mode (``ctx.phase_mode``): the prepare and commit phases of each sequence number
-are computed with numpy (:mod:`sim.network.phase`), see ``_phases_vectorized``.
+are computed with numpy (:mod:`sim.network.phase`), see ``_pbft_phase.PbftPhaseMode``.
 """
 
 from __future__ import annotations
@@ -63,7 +63,6 @@ from __future__ import annotations
 from dataclasses import dataclass, field
 from typing import Any
 
-import numpy as np
 from pydantic import Field
 
 from sim.consensus._pbft_messages import (
@@ -82,11 +81,11 @@ from sim.consensus._pbft_messages import (
     StateReply,
     ViewChange,
 )
+from sim.consensus._pbft_phase import PbftPhaseMode
 from sim.consensus.base import Message, Protocol, ProtocolParams, register_protocol
 from sim.consensus.batching import BlockCutter
 from sim.consensus.quorum import bft_quorum, check_bft, max_faulty
 from sim.ledger import GENESIS_HASH, Block
-from sim.network import phase
 from sim.node.context import Timer
 from sim.workload.transaction import Transaction
 
@@ -117,10 +116,12 @@ class _Slot:
     commits: dict[bytes, set[int]] = field(default_factory=dict)
     prepared: bool = False
     committed: bool = False
+    since_s: float = 0.0  # when the pre-prepare was accepted
+    phased: bool = False  # its prepare and commit phases run in phase mode
 
 
 @register_protocol
-class Pbft(Protocol):
+class Pbft(PbftPhaseMode, Protocol):
     """PBFT with checkpoints, view changes and a vectorized normal case in phase mode."""
 
     name = "pbft"
@@ -168,7 +169,11 @@ class Pbft(Protocol):
         self.executed: set[int] = set()
         self.ordered: set[int] = set()  # transactions in pre-prepares not yet executed
         self.own: set[int] = set()  # this origin's requests not yet executed here
-        self.retransmitted: set[int] = set()
+        self.nudged: set[int] = set()  # requests retransmitted, or whose timer expired once
+        self.max_committed = 0  # highest sequence number committed-local here
+        self.lag_timer: Timer | None = None
+        self.lag_peer = 0
+        self.status_timer: Timer | None = None
         self.replies: dict[tuple[int, bytes], set[int]] = {}
         self.confirmed: set[tuple[int, bytes]] = set()
         self.chain: list[Block] = []  # executed blocks, served to lagging replicas
@@ -188,7 +193,7 @@ class Pbft(Protocol):
             Prepare: self._on_prepare, Commit: self._on_commit, Reply: self._on_reply,
             Checkpoint: self._on_checkpoint, ViewChange: self._on_view_change, NewView: self._on_new_view,
             FetchState: self._on_fetch_state, StateReply: self._on_state_reply,
-            FetchNewView: self._on_fetch_new_view, PhaseQuorum: self._on_phase_quorum,
+            FetchNewView: self._on_fetch_new_view, PhaseQuorum: self._on_phase_event,
         }  # fmt: skip
         if self.is_primary:
             ctx.record("leader_elected", view=0, leader=ctx.node_id)
@@ -264,7 +269,7 @@ class Pbft(Protocol):
         block = ctx.make_block(seq, self.head_hash, txs, round=self.view)
         self.next_seq, self.head_hash = seq + 1, block.block_hash
         pp = PrePrepare(self.view, seq, block, tuple(txs))
-        self._accept(seq, pp)
+        self._accept(seq, pp, phased=ctx.phase_mode)
         if ctx.phase_mode:
             self._phases_vectorized(pp)
         else:
@@ -281,10 +286,12 @@ class Pbft(Protocol):
 
     # ------------------------------------------------------------ normal case
 
-    def _accept(self, seq: int, pp: PrePrepare) -> _Slot:
+    def _accept(self, seq: int, pp: PrePrepare, phased: bool = False) -> _Slot:
         slot = self._slot(seq)
-        slot.pp = pp
+        slot.pp, slot.since_s, slot.phased = pp, self.ctx.now, phased
         self.ordered.update(tx.tx_id for tx in pp.txs if tx.tx_id not in self.executed)
+        if not phased and self.status_timer is None:
+            self.status_timer = self.ctx.set_timer(self._retransmit_s, "status")
         return slot
 
     def _stash_future(self, src: int, msg: Any) -> bool:
@@ -294,8 +301,9 @@ class Pbft(Protocol):
         if len(self.future) < _FUTURE_CAP:
             self.future.append((src, msg))
         senders = self.future_senders.setdefault(msg.view, set())
-        senders.add(src)
-        if len(senders) == self.f + 1:  # some honest replica is in that view: fetch its NEW-VIEW
+        if src != self.ctx.node_id:
+            senders.add(src)
+        if len(senders) == self.f + 1 and src != self.ctx.node_id:  # some honest replica is in that view: fetch its NEW-VIEW
             self.ctx.send(self.primary(msg.view), FetchNewView(msg.view))
         return True
 
@@ -346,14 +354,80 @@ class Pbft(Protocol):
         if slot.prepared and not slot.committed and slot.pp is not None:
             if len(slot.commits.get(slot.pp.digest, ())) >= self.q:
                 slot.committed = True
+                self.max_committed = max(self.max_committed, seq)
                 self._execute_ready()
 
     def _execute_ready(self) -> None:
         while True:
             slot = self.log.get(self.ctx.ledger_height + 1)
             if slot is None or not slot.committed or slot.pp is None:
-                return
+                break
             self._execute(slot.pp.block, slot.pp.txs)
+        self._watch_lag()
+
+    # ----------------------------------------------------------- loss repair
+
+    def _watch_lag(self) -> None:
+        """A later sequence number committed here but the next one did not: if that lasts,
+        fetch the missing blocks (our stand-in for the BFT library's status messages)."""
+        if self.lag_timer is None and self.max_committed > self.ctx.ledger_height:
+            self.lag_timer = self.ctx.set_timer(self._retransmit_s, "lag", self.ctx.ledger_height)
+
+    def _fetch_from_peer(self) -> None:
+        """Ask the next replica in turn (the primary first) for blocks above our ledger."""
+        ctx = self.ctx
+        peers = [self.primary(self.view)] + [p for p in ctx.others if p != self.primary(self.view)]
+        peers = [p for p in peers if p != ctx.node_id]
+        if peers:
+            ctx.send(peers[self.lag_peer % len(peers)], FetchState(ctx.ledger_height))
+            self.lag_peer += 1
+
+    @property
+    def _retransmit_s(self) -> float:
+        """Period of retransmissions and lag checks: a quarter of the view-change timeout."""
+        return self.params.view_change_timeout_s / 4
+
+    def _retransmit(self) -> None:
+        """Re-send this replica's messages for sequence numbers stuck for a period.
+
+        Stands in for the BFT library's status messages: the primary re-sends its
+        pre-prepare to backups it has no prepare or commit from, a backup its prepare to
+        replicas it has no commit from, a prepared replica its commit to all.
+        """
+        ctx = self.ctx
+        if not self.active:
+            return
+        pending = False
+        for seq in sorted(self.log):
+            slot = self.log[seq]
+            pp = slot.pp
+            if seq <= ctx.ledger_height or pp is None or slot.phased or slot.view != self.view:
+                continue
+            pending = True
+            if ctx.now - slot.since_s < self._retransmit_s:
+                continue
+            commits = slot.commits.get(pp.digest, set())
+            if self.is_primary:
+                heard = slot.prepares.get(pp.digest, set()) | commits
+                ctx.multicast([j for j in ctx.others if j not in heard], pp)
+            elif ctx.node_id in slot.prepares.get(pp.digest, ()):
+                ctx.multicast([j for j in ctx.others if j not in commits], Prepare(pp.view, seq, pp.digest))
+            if slot.prepared:
+                ctx.broadcast(Commit(pp.view, seq, pp.digest))
+        if pending:
+            self.status_timer = ctx.set_timer(self._retransmit_s, "status")
+
+    def _nudge(self, watch: int) -> None:
+        """First expiry of the request timer: the origin retransmits its requests to every
+        replica (the paper's client retransmission) and the replica asks for blocks it may
+        have missed; only the next expiry starts a view change."""
+        mine = tuple(tx for tx in self.ctx.mempool if tx.tx_id in self.own and tx.tx_id not in self.nudged)
+        self.nudged.add(watch)
+        self.nudged.update(tx.tx_id for tx in mine)
+        if mine:
+            self.ctx.broadcast(RequestBatch(mine))
+        self.lag_peer = 0
+        self._fetch_from_peer()
 
     def _execute(self, block: Block, txs: tuple[Transaction, ...] | None) -> None:
         """Deliver ``block``; reply to its origins (``txs`` None: came by state transfer)."""
@@ -364,7 +438,7 @@ class Pbft(Protocol):
         ids = block.tx_ids
         self.executed.update(ids)
         self.ordered.difference_update(ids)
-        self.retransmitted.difference_update(ids)
+        self.nudged.difference_update(ids)
         by_origin: dict[int, list[int]] = {}
         for tx in txs or ():
             by_origin.setdefault(tx.origin, []).append(tx.tx_id)
@@ -469,24 +543,28 @@ class Pbft(Protocol):
             self.cutter.on_timer()
         elif name == "request":
             self.request_timer = None
-            if not self.active or self.is_primary:
-                return
-            mine = tuple(tx for tx in self.ctx.mempool if tx.tx_id in self.own and tx.tx_id not in self.retransmitted)
-            if data in self.own and data not in self.retransmitted and mine:
-                self.retransmitted.update(tx.tx_id for tx in mine)
-                self.ctx.broadcast(RequestBatch(mine))  # the client's retransmission to all replicas
+            if not self.active or self.is_primary or data in self.executed:
                 self._arm_request_timer()
-            elif data not in self.executed:
-                self._start_view_change(self.view + 1, "request timeout")
+            elif data not in self.nudged:
+                self._nudge(data)
+                self._arm_request_timer()
             else:
-                self._arm_request_timer()
+                self._start_view_change(self.view + 1, "request timeout")
+        elif name == "status":
+            self.status_timer = None
+            self._retransmit()
+        elif name == "lag":
+            self.lag_timer = None
+            if self.ctx.ledger_height == data and self.max_committed > data:
+                self._fetch_from_peer()
+            self._watch_lag()
         elif name == "new_view" and not self.active and self.view == data:
             self.new_view_timer = None
             self._start_view_change(self.view + 1, "new-view timeout")
         elif name == "own_reply":
             self._count_reply(self.ctx.node_id, *data)
         elif name == "phase":
-            self._apply_phase(data)
+            self._phase_apply(data)
         elif name == "fetch" and self.ctx.ledger_height < data[0] and data[0] == self.fetching:
             self.fetching = 0
             self._fetch_state(*data)
@@ -627,7 +705,8 @@ class Pbft(Protocol):
         if lost:
             self.ctx.tx_dropped(lost, "node crashed")
         self.backlog = []
-        self.own, self.retransmitted, self.replies = set(), set(), {}
+        self.own, self.nudged, self.replies = set(), set(), {}
+        self.lag_timer = self.status_timer = None
         self.future, self.future_senders = [], {}
         self.request_timer = self.new_view_timer = None
         self.fetching = 0
@@ -639,67 +718,3 @@ class Pbft(Protocol):
             self.new_view_timer = self.ctx.set_timer(self._timeout_s(), "new_view", self.view)
         else:
             self._arm_request_timer()
-
-    # ------------------------------------------------------------ phase mode
-
-    def _on_phase_quorum(self, src: int, msg: PhaseQuorum) -> None:
-        ctx = self.ctx
-        done_s = ctx.cpu(msg.cpu_now_s)
-        if msg.cpu_later_s > 0:
-            ctx.cpu(msg.cpu_later_s)
-        if done_s > ctx.now:
-            ctx.set_timer(done_s - ctx.now, "phase", msg)
-        else:
-            self._apply_phase(msg)
-
-    def _apply_phase(self, msg: PhaseQuorum) -> None:
-        pp = msg.pp
-        if not (self.active and pp.view == self.view and self._in_window(pp.seq)):
-            return
-        slot = self._slot(pp.seq)
-        if slot.pp is None:
-            self._accept(pp.seq, pp)  # the quorum overtook the pre-prepare on a busy multi-core CPU
-        elif slot.pp.digest != pp.digest:
-            return
-        if not slot.prepared:
-            self._set_prepared(pp.seq, slot, pp)
-        if msg.stage == "committed":
-            slot.committed = True
-            self._execute_ready()
-
-    def _phases_vectorized(self, pp: PrePrepare) -> None:
-        """Phase mode: pre-prepare, prepare and commit of one sequence number with numpy.
-
-        Times come from each replica's send time (its pre-prepare arrival + CPU to check
-        it + signing), the delay matrix, uplink serialization, jitter, loss and the
-        crash/partition state now; each receiver's quorum time is an order statistic.
-        Each replica then gets one event for "prepared" and one for "committed".
-        Modelling choices: faults are sampled when the primary sends the pre-prepare;
-        every backup reached by it sends a prepare (whatever its view-change state);
-        a receiver's CPU verifies the quorum's messages as they arrive if it is idle
-        (see ``phase.quorum_done``) and the rest of the phase after acting. Exact,
-        message for message, when CPU costs are zero and sequence numbers do not overlap.
-        """
-        ctx, me = self.ctx, self.ctx.node_id
-        net, links = ctx.network, phase.LinkSnapshot.of(ctx.network)
-        sign_s = ctx.sign_s
-        start = phase.broadcast(net, links, np.array([me]), np.array([ctx.cpu(sign_s)]), pp.size_bytes(), "PrePrepare")
-        arrival = start.arrival_s[:, 0]
-        phase.PhaseDelivery(net).deliver(arrival, lambda j: pp, src=me)
-        has_pp = arrival + ctx.receive_cost_s(pp)
-        has_pp[me] = ctx.now
-        backups = np.flatnonzero(np.isfinite(arrival))
-        prepare = Prepare(pp.view, pp.seq, pp.digest)
-        pb = phase.broadcast(net, links, backups, has_pp[backups] + sign_s, prepare.size_bytes(), "Prepare")
-        need = np.full(ctx.n, self.q - 1)
-        need[backups] -= 1  # a backup's own prepare counts
-        cost_s = ctx.receive_cost_s(prepare)
-        prep_at, prepared = phase.quorum_done(pb.arrival_s, need, has_pp, cost_s)
-        senders = np.flatnonzero(np.isfinite(prepared))
-        cb = phase.broadcast(net, links, senders, prepared[senders] + sign_s, prepare.size_bytes(), "Commit")
-        commit_at, committed = phase.quorum_done(cb.arrival_s, np.full(ctx.n, self.q - 1), prepared, cost_s)
-        deliver = phase.PhaseDelivery(net)
-        for stage, at, done, recv in (("prepared", prep_at, prepared, pb), ("committed", commit_at, committed, cb)):
-            with np.errstate(invalid="ignore"):  # inf - inf where a replica never gets there
-                later = np.where(np.isfinite(at), recv.received * cost_s - (done - at), 0.0)
-            deliver.deliver(at, lambda j: PhaseQuorum(stage, pp, float(done[j] - at[j]), float(later[j])))

@@ -21,7 +21,15 @@ How a protocol uses it (PBFT's ``_phases_vectorized`` is the worked example)::
     links = LinkSnapshot.of(ctx.network)                  # once per computation
     sent = broadcast(net, links, senders, ready_s, size_bytes, "Prepare")
     event_s, done_s = quorum_done(sent.arrival_s, need, own_s, ctx.receive_cost_s(msg))
-    PhaseDelivery(net).deliver(event_s, lambda j: QuorumReached(...))
+    votes = QuorumRound(net, sent.arrival_s, senders, need)
+    votes.schedule(event_s, lambda j: QuorumReached(votes, ...))
+    # each sender, when it really sends (or refuses): votes.decide(i, sends)
+    # each receiver, on its event: if votes.check(j) == "ready": act
+
+The computation assumes every sender sends. A sender that in fact does not (it was
+changing view, its window was full ...) must not be counted: ``QuorumRound`` lets
+each receiver count only senders that confirmed, moves its event later or parks it
+until enough senders confirm. A quorum is then never made of votes nobody cast.
 
 Modelling differences from message mode (state them when reporting results):
 link state is read when the phase is computed, not when each copy leaves; jitter and
@@ -43,7 +51,7 @@ if TYPE_CHECKING:
     from sim.consensus.base import Message
     from sim.network.network import Network
 
-__all__ = ["Broadcast", "LinkSnapshot", "PhaseDelivery", "broadcast", "quorum_done", "quorum_times"]
+__all__ = ["Broadcast", "LinkSnapshot", "PhaseDelivery", "QuorumRound", "broadcast", "quorum_done", "quorum_times"]
 
 
 @dataclass(frozen=True)
@@ -97,7 +105,13 @@ class Broadcast:
 
 
 def broadcast(
-    network: Network, links: LinkSnapshot, senders: np.ndarray, ready_s: np.ndarray, size_bytes: int, kind: str
+    network: Network,
+    links: LinkSnapshot,
+    senders: np.ndarray,
+    ready_s: np.ndarray,
+    size_bytes: int,
+    kind: str,
+    retry_s: float | None = None,
 ) -> Broadcast:
     """Every sender multicasts one ``size_bytes`` message of type ``kind`` to all other nodes.
 
@@ -108,6 +122,9 @@ def broadcast(
     Args:
         senders: (s,) node ids, each at most once.
         ready_s: (s,) time each sender's message is signed and ready, seconds.
+        retry_s: None: a lost copy never arrives. Otherwise the protocol retransmits: a
+            lost copy is sent again ``retry_s`` later, until one gets through (each try
+            lost with the loss rate, each counted as sent and the lost ones as dropped).
     """
     n = links.n
     senders = np.asarray(senders, dtype=np.int64)
@@ -124,16 +141,20 @@ def broadcast(
         arrival += rng.uniform(0.0, links.jitter_s, size=(n, s))
     ok = (recv != senders[None, :]) & links.up[:, None] & links.up[senders][None, :]
     ok &= links.group[:, None] == links.group[senders][None, :]
-    if links.loss_rate > 0:
+    retries = np.zeros((n, s), dtype=np.int64)
+    if links.loss_rate > 0 and retry_s is None:
         ok &= rng.random((n, s)) >= links.loss_rate
+    elif links.loss_rate > 0:
+        retries = np.where(ok, rng.geometric(1.0 - links.loss_rate, size=(n, s)) - 1, 0)
+        arrival = arrival + retries * retry_s
     arrival = np.where(ok, arrival, np.inf)
     end_s = start_s + (n - 1) * tx_s
     links.uplink_free_s[senders] = end_s
     _reserve_uplinks(network, senders, start_s, end_s)
     sent = np.zeros(n, dtype=np.int64)
-    sent[senders] = n - 1
+    sent[senders] = n - 1 + retries.sum(axis=0)
     dropped = np.zeros(n, dtype=np.int64)
-    dropped[senders] = (n - 1) - ok.sum(axis=0)
+    dropped[senders] = (n - 1) - ok.sum(axis=0) + retries.sum(axis=0)
     received = ok.sum(axis=1)
     network.account_bulk(kind, size_bytes, sent, received, dropped)
     return Broadcast(arrival, received)
@@ -231,3 +252,78 @@ class PhaseDelivery:
             self.network.deliver_at(j if src is None else src, j, make_msg(j), float(at_s[j]))
             scheduled += 1
         return scheduled
+
+
+class QuorumRound:
+    """One phase whose senders confirm (or retract) the copies the computation assumed.
+
+    Receivers count only confirmed senders. In a fault-free run every sender confirms
+    before its copies arrive and receivers act at the computed times; otherwise a
+    receiver's event moves to its quorum time among confirmed senders, or waits until
+    more senders confirm, or is dropped when the quorum can no longer form.
+
+    Args:
+        network: delivers the (re-)scheduled events.
+        arrival_s: (n, s) arrival times from :func:`broadcast`.
+        senders: (s,) node id of each column.
+        need: (n,) copies each receiver needs.
+    """
+
+    def __init__(self, network: Network, arrival_s: np.ndarray, senders: np.ndarray, need: np.ndarray) -> None:
+        self.network = network
+        self.arrival_s = arrival_s
+        self.column = {int(i): c for c, i in enumerate(np.asarray(senders).tolist())}
+        self.sent = np.zeros(len(self.column), dtype=bool)
+        self.undecided = np.ones(len(self.column), dtype=bool)
+        self.need = np.asarray(need)
+        self.messages: dict[int, Message] = {}
+        self.waiting: set[int] = set()
+
+    def schedule(self, at_s: np.ndarray, make_msg: Callable[[int], Message]) -> None:
+        """Deliver ``make_msg(j)`` to each receiver j at ``at_s[j]`` (kept for re-delivery)."""
+        for j in np.flatnonzero(np.isfinite(at_s)).tolist():
+            msg = self.messages[j] = make_msg(j)
+            self.network.deliver_at(j, j, msg, float(at_s[j]))
+
+    def quorum_time(self, receiver: int) -> float:
+        """The ``need``-th arrival at ``receiver`` among confirmed senders (-inf: none needed)."""
+        k = int(self.need[receiver])
+        if k <= 0:
+            return -np.inf
+        row = self.arrival_s[receiver, self.sent]
+        if len(row) < k:
+            return np.inf
+        return float(np.partition(row, k - 1)[k - 1])
+
+    def check(self, receiver: int, tolerance_s: float = 1e-9) -> str:
+        """"ready" if ``receiver`` holds its quorum now; else re-schedules it ("later"),
+        parks it until more senders confirm ("waiting"), or gives up ("never")."""
+        now = self.network.env.now
+        at = self.quorum_time(receiver)
+        if at <= now + tolerance_s:
+            return "ready"
+        if np.isfinite(at):
+            self.network.deliver_at(receiver, receiver, self.messages[receiver], at)
+            return "later"
+        k = int(self.need[receiver])
+        possible = np.isfinite(self.arrival_s[receiver, self.sent | self.undecided]).sum() >= k
+        if possible and receiver in self.messages:
+            self.waiting.add(receiver)
+            return "waiting"
+        return "never"
+
+    def decide(self, sender: int, sends: bool) -> None:
+        """``sender`` did (or did not) send its copies; wake receivers that now have a quorum."""
+        c = self.column.get(sender)
+        if c is None or not self.undecided[c]:
+            return
+        self.undecided[c] = False
+        self.sent[c] = sends
+        if not sends:
+            return
+        now = self.network.env.now
+        for j in sorted(self.waiting):
+            at = self.quorum_time(j)
+            if np.isfinite(at):
+                self.waiting.discard(j)
+                self.network.deliver_at(j, j, self.messages[j], max(now, at))
