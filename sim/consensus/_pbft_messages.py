@@ -20,6 +20,7 @@ __all__ = [
     "CHECKPOINT_BYTES",
     "DIGEST_BYTES",
     "PREPARE_BYTES",
+    "PRE_PREPARE_DIGEST_BYTES",
     "Checkpoint",
     "Commit",
     "FetchNewView",
@@ -39,6 +40,8 @@ __all__ = [
 DIGEST_BYTES = 32  # SHA-256
 _ID_BYTES = 16  # view and sequence number, 8 bytes each
 PREPARE_BYTES = MESSAGE_HEADER_BYTES + _ID_BYTES + DIGEST_BYTES
+#: a pre-prepare without its requests, as certificates and NEW-VIEW carry it
+PRE_PREPARE_DIGEST_BYTES = PREPARE_BYTES
 CHECKPOINT_BYTES = MESSAGE_HEADER_BYTES + 8 + DIGEST_BYTES
 
 
@@ -134,14 +137,18 @@ class Checkpoint(Message):
 
 @dataclass(frozen=True, slots=True)
 class PreparedCert:
-    """A prepared certificate: a pre-prepare and the ``prepares`` matching prepares."""
+    """A prepared certificate: a pre-prepare and the ``prepares`` matching prepares.
+
+    On the wire the pre-prepare goes without its requests (OSDI 1999, section 4.4);
+    ``pp`` keeps them because replicas in this model already hold them.
+    """
 
     view: int
     pp: PrePrepare
     prepares: int
 
     def size_bytes(self) -> int:
-        return self.pp.size_bytes() + self.prepares * PREPARE_BYTES
+        return PRE_PREPARE_DIGEST_BYTES + self.prepares * PREPARE_BYTES
 
 
 @dataclass(frozen=True, slots=True)
@@ -166,7 +173,8 @@ class ViewChange(Message):
 
 @dataclass(frozen=True, slots=True)
 class NewView(Message):
-    """NEW-VIEW(v+1, V, O): the view changes it is built on and the pre-prepares to redo."""
+    """NEW-VIEW(v+1, V, O): the view changes it is built on and the pre-prepares to redo
+    (sent without their requests, like the certificates in V)."""
 
     view: int
     view_changes: tuple[ViewChange, ...]
@@ -178,7 +186,7 @@ class NewView(Message):
 
     def size_bytes(self) -> int:
         vcs = sum(vc.size_bytes() for vc in self.view_changes)
-        return MESSAGE_HEADER_BYTES + 8 + vcs + sum(pp.size_bytes() for pp in self.entries)
+        return MESSAGE_HEADER_BYTES + 8 + vcs + len(self.entries) * PRE_PREPARE_DIGEST_BYTES
 
 
 @dataclass(frozen=True, slots=True)

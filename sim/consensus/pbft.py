@@ -254,6 +254,18 @@ class Pbft(PbftPhaseMode, Protocol):
     def _can_propose(self) -> bool:
         return self.is_primary and self.active and self.next_seq <= self.stable_seq + self.window
 
+    def _readmit(self, txs: list[Transaction]) -> None:
+        """Requests of discarded pre-prepares go back to the mempool and on to the primary."""
+        ctx = self.ctx
+        back = [tx for tx in txs if tx.tx_id not in self.executed and tx.tx_id not in self.ordered]
+        back = list({tx.tx_id: tx for tx in back if tx.tx_id not in ctx.mempool and ctx.admit(tx)}.values())
+        if not back or not self.active:
+            return
+        if self.is_primary:
+            self.cutter.poke()
+        else:
+            ctx.send(self.primary(self.view), RequestBatch(tuple(back)))
+
     def _propose(self, batch: list[Transaction]) -> None:
         txs = self._unordered(batch)
         if not txs:
@@ -301,10 +313,10 @@ class Pbft(PbftPhaseMode, Protocol):
         if len(self.future) < _FUTURE_CAP:
             self.future.append((src, msg))
         senders = self.future_senders.setdefault(msg.view, set())
-        if src != self.ctx.node_id:
+        if src != self.ctx.node_id and src not in senders:
             senders.add(src)
-        if len(senders) == self.f + 1 and src != self.ctx.node_id:  # some honest replica is in that view: fetch its NEW-VIEW
-            self.ctx.send(self.primary(msg.view), FetchNewView(msg.view))
+            if len(senders) == self.f + 1:  # an honest replica is in that view: fetch its NEW-VIEW
+                self.ctx.send(self.primary(msg.view), FetchNewView(msg.view))
         return True
 
     def _normal_ok(self, src: int, msg: Any) -> bool:
@@ -492,9 +504,15 @@ class Pbft(PbftPhaseMode, Protocol):
     def _stabilize(self, seq: int, digest: bytes, proof: int, holders: list[int]) -> None:
         """Checkpoint ``seq`` is stable: move the low watermark, drop the log below it."""
         self.stable_seq, self.stable_digest, self.stable_proof = seq, digest, proof
+        dropped = [tx for s, slot in self.log.items() if s <= seq and slot.pp for tx in slot.pp.txs]
+        dropped += [tx for s, cert in self.pcerts.items() if s <= seq for tx in cert.pp.txs]
         for table in (self.log, self.pcerts, self.checkpoints):
             for s in [s for s in table if s <= seq]:
                 del table[s]
+        self.ordered = {tx.tx_id for slot in self.log.values() if slot.pp for tx in slot.pp.txs} - self.executed
+        # a superseded pre-prepare may hold requests nobody executed: keep them (blocks still
+        # to come by state transfer remove them from the mempool when they are applied)
+        self._readmit(dropped)
         if self.ctx.ledger_height < seq:
             self._fetch_state(seq, holders)
         if self.is_primary and self.active:
@@ -653,16 +671,14 @@ class Pbft(PbftPhaseMode, Protocol):
             self.cutter.stop()
             dropped += [tx for batch in self.backlog for tx in batch]
             self.backlog = []
-        self.view, self.active = nv.view, True
+        # inactive until the view is set up: nothing below may propose or forward yet
+        self.view, self.active = nv.view, False
         ctx.cancel_timer(self.new_view_timer)
         ctx.cancel_timer(self.request_timer)
         self.new_view_timer = self.request_timer = None
         self.vc_msgs = {w: m for w, m in self.vc_msgs.items() if w > nv.view}
         self.future_senders = {w: s for w, s in self.future_senders.items() if w > nv.view}
         self.log, self.ordered = {}, set()
-        for tx in dropped:  # requests of discarded pre-prepares go back to a mempool, never vanish
-            if tx.tx_id not in kept and tx.tx_id not in self.executed and tx.tx_id not in ctx.mempool:
-                ctx.admit(tx)
         base = max(nv.view_changes, key=lambda vc: vc.stable_seq)
         if base.stable_seq > self.stable_seq:
             holders = sorted(vc.replica for vc in nv.view_changes if vc.stable_seq == base.stable_seq)
@@ -673,11 +689,13 @@ class Pbft(PbftPhaseMode, Protocol):
                 if not self.is_primary:
                     ctx.broadcast(Prepare(nv.view, pp.seq, pp.digest))
                     slot.prepares.setdefault(pp.digest, set()).add(me)
+        self._readmit([tx for tx in dropped if tx.tx_id not in kept])
+        self.active = True
         if self.is_primary:
             last = nv.entries[-1].block.block_hash if nv.entries else base.stable_digest
             self.next_seq, self.head_hash = base.stable_seq + len(nv.entries) + 1, last
-            self.cutter.start()
-        elif len(ctx.mempool):
+            self._drain_backlog()
+        elif len(ctx.mempool):  # every request this replica holds goes to the new primary
             held = tuple(tx for tx in ctx.mempool if tx.tx_id not in self.executed)
             if held:
                 ctx.send(self.primary(nv.view), RequestBatch(held))
