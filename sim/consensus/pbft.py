@@ -169,7 +169,9 @@ class Pbft(PbftPhaseMode, Protocol):
         self.executed: set[int] = set()
         self.ordered: set[int] = set()  # transactions in pre-prepares not yet executed
         self.own: set[int] = set()  # this origin's requests not yet executed here
-        self.nudged: set[int] = set()  # requests retransmitted, or whose timer expired once
+        self.nudged: set[int] = set()  # requests whose view-change timer expired once
+        self.answered: set[int] = set()  # own requests confirmed to the client, not executed here
+        self.client_timer: Timer | None = None
         self.max_committed = 0  # highest sequence number committed-local here
         self.lag_timer: Timer | None = None
         self.lag_peer = 0
@@ -230,6 +232,7 @@ class Pbft(PbftPhaseMode, Protocol):
 
     def on_transaction(self, tx: Transaction) -> None:
         self.own.add(tx.tx_id)
+        self._arm_client_timer()
         if self.is_primary and self.active:
             self.cutter.poke()
         else:
@@ -306,11 +309,11 @@ class Pbft(PbftPhaseMode, Protocol):
             self.status_timer = self.ctx.set_timer(self._retransmit_s, "status")
         return slot
 
-    def _stash_future(self, src: int, msg: Any) -> bool:
-        """Keep a message of a later view; True if it was one."""
+    def _stash_future(self, src: int, msg: Any, keep: bool = True) -> bool:
+        """Keep a message of a later view (if ``keep``); True if it was one."""
         if msg.view < self.view or (msg.view == self.view and self.active):
             return False
-        if len(self.future) < _FUTURE_CAP:
+        if keep and len(self.future) < _FUTURE_CAP:
             self.future.append((src, msg))
         senders = self.future_senders.setdefault(msg.view, set())
         if src != self.ctx.node_id and src not in senders:
@@ -374,6 +377,10 @@ class Pbft(PbftPhaseMode, Protocol):
             slot = self.log.get(self.ctx.ledger_height + 1)
             if slot is None or not slot.committed or slot.pp is None:
                 break
+            if slot.pp.block.prev_hash != self.ctx.ledger_head_hash:
+                # committed in an old view on a parent that no replica executed: a later
+                # view rebuilt this block on the parent that won (see chain repair)
+                break
             self._execute(slot.pp.block, slot.pp.txs)
         self._watch_lag()
 
@@ -407,7 +414,11 @@ class Pbft(PbftPhaseMode, Protocol):
         replicas it has no commit from, a prepared replica its commit to all.
         """
         ctx = self.ctx
-        if not self.active:
+        if not self.active:  # changing view: re-send our VIEW-CHANGE until the view is entered
+            own = self.vc_msgs.get(self.view, {}).get(ctx.node_id)
+            if own is not None:
+                ctx.broadcast(own)
+            self.status_timer = ctx.set_timer(self._retransmit_s, "status")
             return
         pending = False
         for seq in sorted(self.log):
@@ -430,16 +441,27 @@ class Pbft(PbftPhaseMode, Protocol):
             self.status_timer = ctx.set_timer(self._retransmit_s, "status")
 
     def _nudge(self, watch: int) -> None:
-        """First expiry of the request timer: the origin retransmits its requests to every
-        replica (the paper's client retransmission) and the replica asks for blocks it may
-        have missed; only the next expiry starts a view change."""
-        mine = tuple(tx for tx in self.ctx.mempool if tx.tx_id in self.own and tx.tx_id not in self.nudged)
+        """First expiry of the request timer: ask for blocks this replica may have missed
+        (it may only be behind); only the next expiry starts a view change."""
         self.nudged.add(watch)
-        self.nudged.update(tx.tx_id for tx in mine)
-        if mine:
-            self.ctx.broadcast(RequestBatch(mine))
         self.lag_peer = 0
         self._fetch_from_peer()
+
+    def _arm_client_timer(self) -> None:
+        if self.client_timer is None and self.own:
+            self.client_timer = self.ctx.set_timer(self.params.view_change_timeout_s, "client")
+
+    def _client_retransmit(self) -> None:
+        """The clients of this origin broadcast their requests still unanswered after the
+        timeout to every replica (OSDI 1999, section 4.1), whatever this replica's state."""
+        self.client_timer = None
+        due_s = self.ctx.now - self.params.view_change_timeout_s
+        held = list(self.ctx.mempool) + [tx for batch in self.backlog for tx in batch]
+        held += [tx for slot in self.log.values() if slot.pp for tx in slot.pp.txs]  # a stale primary's own blocks
+        due = {tx.tx_id: tx for tx in held if tx.tx_id in self.own and tx.tx_id not in self.answered and tx.submit_s <= due_s}
+        if due:
+            self.ctx.broadcast(RequestBatch(tuple(due.values())))
+        self._arm_client_timer()
 
     def _execute(self, block: Block, txs: tuple[Transaction, ...] | None) -> None:
         """Deliver ``block``; reply to its origins (``txs`` None: came by state transfer)."""
@@ -460,6 +482,7 @@ class Pbft(PbftPhaseMode, Protocol):
         own = tuple(t for t in ids if t in self.own)
         if own:
             self.own.difference_update(own)
+            self.answered.difference_update(own)
             done_s = ctx.cpu(0.0)  # own execution counts once the CPU has executed the block
             vote = (block.height, block.block_hash, own)
             if done_s > ctx.now:
@@ -475,6 +498,7 @@ class Pbft(PbftPhaseMode, Protocol):
             self._arm_request_timer()
 
     def _on_reply(self, src: int, msg: Reply) -> None:
+        self._stash_future(src, msg, keep=False)  # replies from a later view tell a stale replica
         self._count_reply(src, msg.seq, msg.digest, msg.tx_ids)
 
     def _count_reply(self, src: int, seq: int, digest: bytes, tx_ids: tuple[int, ...]) -> None:
@@ -486,6 +510,7 @@ class Pbft(PbftPhaseMode, Protocol):
         if len(votes) >= self.f + 1:
             self.confirmed.add(key)
             del self.replies[key]
+            self.answered.update(t for t in tx_ids if t in self.own)
             self.ctx.confirm_to_client(tx_ids)
 
     # ------------------------------------------------------------ checkpoints
@@ -568,6 +593,8 @@ class Pbft(PbftPhaseMode, Protocol):
                 self._arm_request_timer()
             else:
                 self._start_view_change(self.view + 1, "request timeout")
+        elif name == "client":
+            self._client_retransmit()
         elif name == "status":
             self.status_timer = None
             self._retransmit()
@@ -607,9 +634,13 @@ class Pbft(PbftPhaseMode, Protocol):
         ctx.broadcast(vc)
         self.vc_msgs.setdefault(view, {})[ctx.node_id] = vc
         ctx.record("view_change", view=view, reason=reason)
+        ctx.cancel_timer(self.status_timer)
+        self.status_timer = ctx.set_timer(self._retransmit_s, "status")
         self._view_change_progress()
 
     def _on_view_change(self, src: int, vc: ViewChange) -> None:
+        if vc.view == self.view and self.active and self.last_new_view and self.last_new_view.view == vc.view:
+            self.ctx.send(src, self.last_new_view)  # it missed our NEW-VIEW
         if vc.view < self.view or (vc.view == self.view and self.active):
             return
         self.vc_msgs.setdefault(vc.view, {})[src] = vc
@@ -723,16 +754,18 @@ class Pbft(PbftPhaseMode, Protocol):
         if lost:
             self.ctx.tx_dropped(lost, "node crashed")
         self.backlog = []
-        self.own, self.nudged, self.replies = set(), set(), {}
-        self.lag_timer = self.status_timer = None
+        self.own, self.nudged, self.answered, self.replies = set(), set(), set(), {}
+        self.lag_timer = self.status_timer = self.client_timer = None
         self.future, self.future_senders = [], {}
         self.request_timer = self.new_view_timer = None
         self.fetching = 0
 
     def on_recover(self) -> None:
+        self.status_timer = self.ctx.set_timer(self._retransmit_s, "status")
         if self.active and self.is_primary:
             self.cutter.start()
         elif not self.active:
             self.new_view_timer = self.ctx.set_timer(self._timeout_s(), "new_view", self.view)
         else:
             self._arm_request_timer()
+        self._watch_lag()
