@@ -146,7 +146,7 @@ class Simulation:
 
     def pending_tx_ids(self) -> set[int]:
         """Transactions still held somewhere: mempools, protocol state, forwarding messages,
-        or an origin's CPU verifying the client's signature."""
+        or a CPU checking the signature of a submission or of a forwarding message."""
         held: set[int] = set(self.network.in_flight())
         for node in self.nodes:
             held.update(node.verifying)

@@ -46,7 +46,9 @@ class Node:
         self.mempool = Mempool(costs.mempool_capacity_tx)
         self.ledger = Ledger()
         self.applied_height = 0
-        self.verifying: set[int] = set()  # submitted transactions whose signature the CPU is checking
+        #: transactions waiting for this CPU to check a signature: a client's submission, or
+        #: a message handing transactions over (count of such jobs per transaction)
+        self.verifying: dict[int, int] = {}
         self.up = True
         self.epoch = 0  # bumped on crash: timers and CPU work of an earlier life never fire
         self._cpu_rng = cpu_rng
@@ -98,7 +100,28 @@ class Node:
         if not self.up:
             return
         done_s = self.cpu.reserve(self.env.now, self.receive_cost_s(msg))
-        self._at(done_s, self.protocol.on_message, src, msg)
+        if msg.carries_txs and done_s > self.env.now:
+            ids = msg.tx_ids()
+            self._hold(ids)
+            self._at(done_s, self._handle_carrier, src, msg, ids)
+        else:
+            self._at(done_s, self.protocol.on_message, src, msg)
+
+    def _handle_carrier(self, src: int, msg: Message, ids: tuple[int, ...]) -> None:
+        self._release(ids)
+        self.protocol.on_message(src, msg)
+
+    def _hold(self, tx_ids: Iterable[int]) -> None:
+        for tx_id in tx_ids:
+            self.verifying[tx_id] = self.verifying.get(tx_id, 0) + 1
+
+    def _release(self, tx_ids: Iterable[int]) -> None:
+        for tx_id in tx_ids:
+            left = self.verifying.get(tx_id, 0) - 1
+            if left > 0:
+                self.verifying[tx_id] = left
+            else:
+                self.verifying.pop(tx_id, None)
 
     def receive_cost_s(self, msg: Message) -> float:
         """CPU seconds to verify ``msg``'s signatures and hash its bytes on receipt."""
@@ -130,12 +153,12 @@ class Node:
         if done_s <= self.env.now:
             self.admit(tx, notify=True)
             return
-        self.verifying.add(tx.tx_id)
+        self._hold((tx.tx_id,))
         event = self.env.timeout(done_s - self.env.now)
         event.callbacks.append(lambda _e: self._admit_after_verify(tx, epoch))
 
     def _admit_after_verify(self, tx: Transaction, epoch: int) -> None:
-        self.verifying.discard(tx.tx_id)
+        self._release((tx.tx_id,))
         if self.up and self.epoch == epoch:
             self.admit(tx, notify=True)
         else:
@@ -183,9 +206,10 @@ class Node:
         self.epoch += 1
         self.sim.network.up[self.node_id] = False
         self.cpu.reset(now)
-        lost = self.mempool.drain(now)
+        lost = [tx.tx_id for tx in self.mempool.drain(now)] + list(self.verifying)
+        self.verifying.clear()
         if lost:
-            self.sim.recorder.txs_dropped([tx.tx_id for tx in lost], self.node_id, now, "node crashed")
+            self.sim.recorder.txs_dropped(lost, self.node_id, now, "node crashed")
         self.protocol.on_crash()
 
     def recover(self) -> None:
