@@ -4,58 +4,34 @@ n replicas tolerate f faults (n >= 3f + 1); a quorum is q = ceil((n + f + 1) / 2
 replicas (2f + 1 when n = 3f + 1, see :mod:`sim.consensus.quorum`). Every node is a
 replica; the primary of view v is replica v mod n.
 
-Normal case: a client's hospital (the origin node) sends its REQUEST to the primary
-unless it is the primary. The primary batches requests into one block per sequence
-number n (BlockCutter: size or batch timeout) within the watermarks (h, h + L] and
-multicasts PRE-PREPARE(v, n, block). A backup that accepts it multicasts
+Normal case (section 4.2): a client's hospital (the origin node) sends its REQUEST to
+the primary unless it is the primary. The primary batches requests into one block per
+sequence number n (BlockCutter: size or batch timeout) within the watermarks
+(h, h + L] and multicasts PRE-PREPARE(v, n, block). A backup that accepts it multicasts
 PREPARE(v, n, d) to every other replica (the primary sends none). A replica is
-*prepared* with the pre-prepare and q - 1 matching prepares from distinct replicas
-(its own included), then multicasts COMMIT; it is *committed-local* with q matching
-commits (its own included) and executes blocks in sequence order (height = n). Every
+*prepared* with the pre-prepare and q - 1 matching prepares from distinct replicas (its
+own included), then multicasts COMMIT; it is *committed-local* with q matching commits
+(its own included) and executes blocks in sequence order (ledger height = n). Every
 replica then sends one REPLY per origin node of the block's transactions. The origin
 confirms them to its client (``ctx.confirm_to_client``) once it holds f + 1 matching
-replies, **counting its own execution as one reply without a message** (the origin is
-a replica). With a fixed one-way delay d and no CPU cost a request from a backup's
-client is confirmed 5d after submission.
+replies, **counting its own execution as one reply, without a message** (the origin is
+a replica). With a fixed one-way delay d and no CPU cost, a request submitted at a
+backup is confirmed 5d after submission (4d at the primary).
 
-Checkpoints: after executing n with n mod K = 0 a replica multicasts CHECKPOINT(n, d)
-(d = ledger head hash); q matching ones make it stable: the log below it is dropped
-and the low watermark h moves to n. L defaults to 2K ("if checkpoints are taken every
-100 requests, k might be 200", OSDI 1999, section 4.3).
+The rest lives in mixins, one concern each: checkpoints, state transfer and loss repair
+(:mod:`sim.consensus._pbft_repair`), view change (:mod:`sim.consensus._pbft_view_change`),
+phase mode (:mod:`sim.consensus._pbft_phase`); messages in :mod:`sim.consensus._pbft_messages`.
 
-View change (OSDI 1999, section 4.4; liveness rules of 4.5.2): a backup waiting for a
-request (its own client's, one relayed to it, or one in a pre-prepare it accepted)
-runs a timer for the oldest such request. On expiry it multicasts VIEW-CHANGE(v + 1)
-with its last stable checkpoint and its prepared certificates. A replica joins a view
-change once f + 1 others ask for higher views. The new primary, with q VIEW-CHANGE
-messages, multicasts NEW-VIEW re-proposing every sequence number above the highest
-stable checkpoint: prepared ones keep their block (highest view wins), gaps get empty
-(null) blocks. A replica that has q VIEW-CHANGE messages but no NEW-VIEW within the
-timeout moves on to v + 2, and the timeout doubles until a block executes again.
-
-Simplifications, each stated:
-- Client retransmission: when its own request is not executed in time, the origin
-  node first broadcasts it to every replica (the paper's client retransmission); each
-  backup relays it to the primary and starts its timer. Only the next expiry starts a
-  view change. Replies are not re-sent for retransmitted requests already executed.
-- Requests never vanish: the origin keeps its request until it executes it; on a new
-  view every replica puts the transactions of discarded pre-prepares back into its
-  mempool and re-sends what it holds to the new primary, whose dedup (requests already
-  ordered or executed) stands for the paper's per-client timestamps. A request that
-  still ends in two batches is listed in both blocks (executing it twice is a no-op).
-- Chain repair: a re-proposed block whose parent was replaced (by a null block) is
-  rebuilt on the new parent with the same transactions. No honest replica executed it
-  (it would have executed the parent too), so no executed state changes.
-- State transfer is simplified: a replica that learns of a stable checkpoint above its
-  ledger asks one replica that certified it for the missing blocks and appends them.
-- A replica that sees normal-case messages of a higher view from f + 1 replicas (it
-  missed a view change, e.g. while crashed) asks that view's primary for its NEW-VIEW.
-  Messages of a future view are kept until the replica enters it.
-- Only crash faults: signatures are charged on the CPU but all replicas are honest.
+Simplifications, each stated (details in the mixins):
+- Only crash faults: signatures are charged on the CPU but every replica is honest.
   View, log and certificates survive a crash (stable storage); mempool and timers do not.
-
-Phase mode (``ctx.phase_mode``): the prepare and commit phases of each sequence number
-are computed with numpy (:mod:`sim.network.phase`), see ``_pbft_phase.PbftPhaseMode``.
+- Loss repair (retransmission, block fetch for a replica that fell behind) stands in for
+  the BFT library's status messages; replies are not re-sent for requests already executed.
+- Blocks are hash-chained, so NEW-VIEW rebuilds a re-proposed block whose parent was
+  replaced; a committed block of an old view whose parent lost is never executed.
+- State transfer copies whole blocks from one replica that certified the checkpoint.
+- A request that ends in two batches is listed in both blocks (executing it again is a
+  no-op in the paper, thanks to per-client timestamps).
 """
 
 from __future__ import annotations
@@ -82,6 +58,8 @@ from sim.consensus._pbft_messages import (
     ViewChange,
 )
 from sim.consensus._pbft_phase import PbftPhaseMode
+from sim.consensus._pbft_repair import PbftRepair
+from sim.consensus._pbft_view_change import PbftViewChange
 from sim.consensus.base import Message, Protocol, ProtocolParams, register_protocol
 from sim.consensus.batching import BlockCutter
 from sim.consensus.quorum import bft_quorum, check_bft, max_faulty
@@ -90,8 +68,6 @@ from sim.node.context import Timer
 from sim.workload.transaction import Transaction
 
 __all__ = ["Pbft", "PbftParams"]
-
-_FUTURE_CAP = 100_000  # most messages of future views kept while catching up
 
 
 class PbftParams(ProtocolParams):
@@ -116,12 +92,12 @@ class _Slot:
     commits: dict[bytes, set[int]] = field(default_factory=dict)
     prepared: bool = False
     committed: bool = False
-    since_s: float = 0.0  # when the pre-prepare was accepted
+    touched_s: float = 0.0  # when the pre-prepare was accepted or the last vote arrived
     phased: bool = False  # its prepare and commit phases run in phase mode
 
 
 @register_protocol
-class Pbft(PbftPhaseMode, Protocol):
+class Pbft(PbftViewChange, PbftRepair, PbftPhaseMode, Protocol):
     """PBFT with checkpoints, view changes and a vectorized normal case in phase mode."""
 
     name = "pbft"
@@ -171,6 +147,7 @@ class Pbft(PbftPhaseMode, Protocol):
         self.own: set[int] = set()  # this origin's requests not yet executed here
         self.nudged: set[int] = set()  # requests whose view-change timer expired once
         self.answered: set[int] = set()  # own requests confirmed to the client, not executed here
+        self.resent_s: dict[int, float] = {}  # own request -> when its client last retransmitted it
         self.client_timer: Timer | None = None
         self.max_committed = 0  # highest sequence number committed-local here
         self.lag_timer: Timer | None = None
@@ -303,24 +280,11 @@ class Pbft(PbftPhaseMode, Protocol):
 
     def _accept(self, seq: int, pp: PrePrepare, phased: bool = False) -> _Slot:
         slot = self._slot(seq)
-        slot.pp, slot.since_s, slot.phased = pp, self.ctx.now, phased
+        slot.pp, slot.touched_s, slot.phased = pp, self.ctx.now, phased
         self.ordered.update(tx.tx_id for tx in pp.txs if tx.tx_id not in self.executed)
         if not phased and self.status_timer is None:
             self.status_timer = self.ctx.set_timer(self._retransmit_s, "status")
         return slot
-
-    def _stash_future(self, src: int, msg: Any, keep: bool = True) -> bool:
-        """Keep a message of a later view (if ``keep``); True if it was one."""
-        if msg.view < self.view or (msg.view == self.view and self.active):
-            return False
-        if keep and len(self.future) < _FUTURE_CAP:
-            self.future.append((src, msg))
-        senders = self.future_senders.setdefault(msg.view, set())
-        if src != self.ctx.node_id and src not in senders:
-            senders.add(src)
-            if len(senders) == self.f + 1:  # an honest replica is in that view: fetch its NEW-VIEW
-                self.ctx.send(self.primary(msg.view), FetchNewView(msg.view))
-        return True
 
     def _normal_ok(self, src: int, msg: Any) -> bool:
         if self._stash_future(src, msg):
@@ -342,7 +306,9 @@ class Pbft(PbftPhaseMode, Protocol):
 
     def _on_prepare(self, src: int, msg: Prepare) -> None:
         if self._normal_ok(src, msg) and src != self.primary(self.view):
-            self._slot(msg.seq).prepares.setdefault(msg.digest, set()).add(src)
+            slot = self._slot(msg.seq)
+            slot.prepares.setdefault(msg.digest, set()).add(src)
+            slot.touched_s = self.ctx.now
             self._check_prepared(msg.seq)
 
     def _check_prepared(self, seq: int) -> None:
@@ -361,7 +327,9 @@ class Pbft(PbftPhaseMode, Protocol):
 
     def _on_commit(self, src: int, msg: Commit) -> None:
         if self._normal_ok(src, msg):
-            self._slot(msg.seq).commits.setdefault(msg.digest, set()).add(src)
+            slot = self._slot(msg.seq)
+            slot.commits.setdefault(msg.digest, set()).add(src)
+            slot.touched_s = self.ctx.now
             self._check_committed(msg.seq)
 
     def _check_committed(self, seq: int) -> None:
@@ -384,84 +352,7 @@ class Pbft(PbftPhaseMode, Protocol):
             self._execute(slot.pp.block, slot.pp.txs)
         self._watch_lag()
 
-    # ----------------------------------------------------------- loss repair
-
-    def _watch_lag(self) -> None:
-        """A later sequence number committed here but the next one did not: if that lasts,
-        fetch the missing blocks (our stand-in for the BFT library's status messages)."""
-        if self.lag_timer is None and self.max_committed > self.ctx.ledger_height:
-            self.lag_timer = self.ctx.set_timer(self._retransmit_s, "lag", self.ctx.ledger_height)
-
-    def _fetch_from_peer(self) -> None:
-        """Ask the next replica in turn (the primary first) for blocks above our ledger."""
-        ctx = self.ctx
-        peers = [self.primary(self.view)] + [p for p in ctx.others if p != self.primary(self.view)]
-        peers = [p for p in peers if p != ctx.node_id]
-        if peers:
-            ctx.send(peers[self.lag_peer % len(peers)], FetchState(ctx.ledger_height))
-            self.lag_peer += 1
-
-    @property
-    def _retransmit_s(self) -> float:
-        """Period of retransmissions and lag checks: a quarter of the view-change timeout."""
-        return self.params.view_change_timeout_s / 4
-
-    def _retransmit(self) -> None:
-        """Re-send this replica's messages for sequence numbers stuck for a period.
-
-        Stands in for the BFT library's status messages: the primary re-sends its
-        pre-prepare to backups it has no prepare or commit from, a backup its prepare to
-        replicas it has no commit from, a prepared replica its commit to all.
-        """
-        ctx = self.ctx
-        if not self.active:  # changing view: re-send our VIEW-CHANGE until the view is entered
-            own = self.vc_msgs.get(self.view, {}).get(ctx.node_id)
-            if own is not None:
-                ctx.broadcast(own)
-            self.status_timer = ctx.set_timer(self._retransmit_s, "status")
-            return
-        pending = False
-        for seq in sorted(self.log):
-            slot = self.log[seq]
-            pp = slot.pp
-            if seq <= ctx.ledger_height or pp is None or slot.phased or slot.view != self.view:
-                continue
-            pending = True
-            if ctx.now - slot.since_s < self._retransmit_s:
-                continue
-            commits = slot.commits.get(pp.digest, set())
-            if self.is_primary:
-                heard = slot.prepares.get(pp.digest, set()) | commits
-                ctx.multicast([j for j in ctx.others if j not in heard], pp)
-            elif ctx.node_id in slot.prepares.get(pp.digest, ()):
-                ctx.multicast([j for j in ctx.others if j not in commits], Prepare(pp.view, seq, pp.digest))
-            if slot.prepared:
-                ctx.broadcast(Commit(pp.view, seq, pp.digest))
-        if pending:
-            self.status_timer = ctx.set_timer(self._retransmit_s, "status")
-
-    def _nudge(self, watch: int) -> None:
-        """First expiry of the request timer: ask for blocks this replica may have missed
-        (it may only be behind); only the next expiry starts a view change."""
-        self.nudged.add(watch)
-        self.lag_peer = 0
-        self._fetch_from_peer()
-
-    def _arm_client_timer(self) -> None:
-        if self.client_timer is None and self.own:
-            self.client_timer = self.ctx.set_timer(self.params.view_change_timeout_s, "client")
-
-    def _client_retransmit(self) -> None:
-        """The clients of this origin broadcast their requests still unanswered after the
-        timeout to every replica (OSDI 1999, section 4.1), whatever this replica's state."""
-        self.client_timer = None
-        due_s = self.ctx.now - self.params.view_change_timeout_s
-        held = list(self.ctx.mempool) + [tx for batch in self.backlog for tx in batch]
-        held += [tx for slot in self.log.values() if slot.pp for tx in slot.pp.txs]  # a stale primary's own blocks
-        due = {tx.tx_id: tx for tx in held if tx.tx_id in self.own and tx.tx_id not in self.answered and tx.submit_s <= due_s}
-        if due:
-            self.ctx.broadcast(RequestBatch(tuple(due.values())))
-        self._arm_client_timer()
+    # ------------------------------------------------- execution and replies
 
     def _execute(self, block: Block, txs: tuple[Transaction, ...] | None) -> None:
         """Deliver ``block``; reply to its origins (``txs`` None: came by state transfer)."""
@@ -483,6 +374,8 @@ class Pbft(PbftPhaseMode, Protocol):
         if own:
             self.own.difference_update(own)
             self.answered.difference_update(own)
+            for t in own:
+                self.resent_s.pop(t, None)
             done_s = ctx.cpu(0.0)  # own execution counts once the CPU has executed the block
             vote = (block.height, block.block_hash, own)
             if done_s > ctx.now:
@@ -513,73 +406,7 @@ class Pbft(PbftPhaseMode, Protocol):
             self.answered.update(t for t in tx_ids if t in self.own)
             self.ctx.confirm_to_client(tx_ids)
 
-    # ------------------------------------------------------------ checkpoints
-
-    def _on_checkpoint(self, src: int, msg: Checkpoint) -> None:
-        self._add_checkpoint(src, msg.seq, msg.digest)
-
-    def _add_checkpoint(self, src: int, seq: int, digest: bytes) -> None:
-        if seq <= self.stable_seq:
-            return
-        votes = self.checkpoints.setdefault(seq, {}).setdefault(digest, set())
-        votes.add(src)
-        if len(votes) >= self.q:
-            self._stabilize(seq, digest, len(votes), sorted(votes))
-
-    def _stabilize(self, seq: int, digest: bytes, proof: int, holders: list[int]) -> None:
-        """Checkpoint ``seq`` is stable: move the low watermark, drop the log below it."""
-        self.stable_seq, self.stable_digest, self.stable_proof = seq, digest, proof
-        dropped = [tx for s, slot in self.log.items() if s <= seq and slot.pp for tx in slot.pp.txs]
-        dropped += [tx for s, cert in self.pcerts.items() if s <= seq for tx in cert.pp.txs]
-        for table in (self.log, self.pcerts, self.checkpoints):
-            for s in [s for s in table if s <= seq]:
-                del table[s]
-        self.ordered = {tx.tx_id for slot in self.log.values() if slot.pp for tx in slot.pp.txs} - self.executed
-        # a superseded pre-prepare may hold requests nobody executed: keep them (blocks still
-        # to come by state transfer remove them from the mempool when they are applied)
-        self._readmit(dropped)
-        if self.ctx.ledger_height < seq:
-            self._fetch_state(seq, holders)
-        if self.is_primary and self.active:
-            self.next_seq = max(self.next_seq, seq + 1)
-            self._drain_backlog()
-
-    def _fetch_state(self, target: int, holders: list[int]) -> None:
-        others = [h for h in holders if h != self.ctx.node_id]
-        if target <= self.fetching or not others:
-            return
-        self.fetching = target
-        self.ctx.send(others[0], FetchState(self.ctx.ledger_height))
-        self.ctx.set_timer(self.params.view_change_timeout_s, "fetch", (target, others[1:] + others[:1]))
-
-    def _on_fetch_state(self, src: int, msg: FetchState) -> None:
-        if len(self.chain) > msg.height:
-            self.ctx.send(src, StateReply(tuple(self.chain[msg.height :])))
-
-    def _on_state_reply(self, src: int, msg: StateReply) -> None:
-        for block in msg.blocks:
-            if block.height == self.ctx.ledger_height + 1 and block.prev_hash == self.ctx.ledger_head_hash:
-                self._execute(block, None)
-        if self.ctx.ledger_height >= self.fetching:
-            self.fetching = 0
-        self._execute_ready()
-
-    # ------------------------------------------------------------ view change
-
-    def _arm_request_timer(self) -> None:
-        """Run the view-change timer for the oldest request this backup waits for."""
-        if self.request_timer is not None or not self.active or self.is_primary:
-            return
-        watch = next((tx.tx_id for tx in self.ctx.mempool if tx.tx_id not in self.executed), None)
-        if watch is None:
-            watch = next((t for s in sorted(self.log) for t in self._slot_txs(s) if t not in self.executed), None)
-        self.watch = watch
-        if watch is not None:
-            self.request_timer = self.ctx.set_timer(self._timeout_s(), "request", watch)
-
-    def _slot_txs(self, seq: int) -> tuple[int, ...]:
-        pp = self.log[seq].pp
-        return pp.block.tx_ids if pp is not None else ()
+    # ------------------------------------------------------------------ timers
 
     def on_timer(self, name: str, data: Any) -> None:
         if name == "batch_timeout":
@@ -594,7 +421,9 @@ class Pbft(PbftPhaseMode, Protocol):
             else:
                 self._start_view_change(self.view + 1, "request timeout")
         elif name == "client":
-            self._client_retransmit()
+            self.client_timer = None
+            self._client_retransmit(self.params.view_change_timeout_s)
+            self._arm_client_timer()
         elif name == "status":
             self.status_timer = None
             self._retransmit()
@@ -614,131 +443,6 @@ class Pbft(PbftPhaseMode, Protocol):
             self.fetching = 0
             self._fetch_state(*data)
 
-    def _start_view_change(self, view: int, reason: str) -> None:
-        if view <= self.view:
-            return
-        ctx = self.ctx
-        if self.is_primary and self.active:
-            self.cutter.stop()
-            for batch in self.backlog:
-                for tx in batch:
-                    ctx.admit(tx)
-            self.backlog = []
-        self.view, self.active = view, False
-        self.backoff += 1
-        ctx.cancel_timer(self.request_timer)
-        ctx.cancel_timer(self.new_view_timer)
-        self.request_timer = self.new_view_timer = None
-        certs = tuple(self.pcerts[s] for s in sorted(self.pcerts) if s > self.stable_seq)
-        vc = ViewChange(view, ctx.node_id, self.stable_seq, self.stable_digest, self.stable_proof, certs)
-        ctx.broadcast(vc)
-        self.vc_msgs.setdefault(view, {})[ctx.node_id] = vc
-        ctx.record("view_change", view=view, reason=reason)
-        ctx.cancel_timer(self.status_timer)
-        self.status_timer = ctx.set_timer(self._retransmit_s, "status")
-        self._view_change_progress()
-
-    def _on_view_change(self, src: int, vc: ViewChange) -> None:
-        if vc.view == self.view and self.active and self.last_new_view and self.last_new_view.view == vc.view:
-            self.ctx.send(src, self.last_new_view)  # it missed our NEW-VIEW
-        if vc.view < self.view or (vc.view == self.view and self.active):
-            return
-        self.vc_msgs.setdefault(vc.view, {})[src] = vc
-        higher = {s: w for w, msgs in self.vc_msgs.items() if w > self.view for s in msgs if s != self.ctx.node_id}
-        if len(higher) >= self.f + 1:  # f + 1 replicas want a later view: join the smallest
-            self._start_view_change(min(higher.values()), "f + 1 view changes")
-        self._view_change_progress()
-
-    def _view_change_progress(self) -> None:
-        votes = self.vc_msgs.get(self.view, {})
-        if self.active or len(votes) < self.q:
-            return
-        if self.is_primary:
-            self._send_new_view(votes)
-        elif self.new_view_timer is None:
-            self.new_view_timer = self.ctx.set_timer(self._timeout_s(), "new_view", self.view)
-
-    def _send_new_view(self, votes: dict[int, ViewChange]) -> None:
-        ctx, view = self.ctx, self.view
-        chosen = tuple(votes[s] for s in sorted(votes, key=lambda s: (s != ctx.node_id, s))[: self.q])
-        base = max(chosen, key=lambda vc: vc.stable_seq)
-        best: dict[int, PreparedCert] = {}
-        for vc in chosen:
-            for cert in vc.certs:
-                seq = cert.pp.seq
-                if seq > base.stable_seq and (seq not in best or cert.view > best[seq].view):
-                    best[seq] = cert
-        entries: list[PrePrepare] = []
-        prev = base.stable_digest
-        for seq in range(base.stable_seq + 1, max(best, default=base.stable_seq) + 1):
-            cert = best.get(seq)
-            if cert is not None and cert.pp.block.prev_hash == prev:
-                block, txs = cert.pp.block, cert.pp.txs
-            else:  # a null block for a gap, or a prepared block rebuilt on its replaced parent
-                txs = cert.pp.txs if cert is not None else ()
-                block = ctx.make_block(seq, prev, txs, round=view)
-            entries.append(PrePrepare(view, seq, block, txs))
-            prev = block.block_hash
-        nv = NewView(view, chosen, tuple(entries))
-        ctx.broadcast(nv)
-        self.last_new_view = nv
-        ctx.record("leader_elected", view=view, leader=ctx.node_id)
-        self._enter_view(nv)
-
-    def _on_new_view(self, src: int, nv: NewView) -> None:
-        if src == self.primary(nv.view) and (nv.view > self.view or (nv.view == self.view and not self.active)):
-            self._enter_view(nv)
-
-    def _on_fetch_new_view(self, src: int, msg: FetchNewView) -> None:
-        if self.last_new_view is not None and self.last_new_view.view == msg.view:
-            self.ctx.send(src, self.last_new_view)
-
-    def _enter_view(self, nv: NewView) -> None:
-        ctx, me = self.ctx, self.ctx.node_id
-        kept = {tx.tx_id for pp in nv.entries for tx in pp.txs}
-        dropped = [tx for s in self.log.values() if s.pp for tx in s.pp.txs]
-        dropped += [tx for c in self.pcerts.values() for tx in c.pp.txs]
-        if self.is_primary and self.active:
-            self.cutter.stop()
-            dropped += [tx for batch in self.backlog for tx in batch]
-            self.backlog = []
-        # inactive until the view is set up: nothing below may propose or forward yet
-        self.view, self.active = nv.view, False
-        ctx.cancel_timer(self.new_view_timer)
-        ctx.cancel_timer(self.request_timer)
-        self.new_view_timer = self.request_timer = None
-        self.vc_msgs = {w: m for w, m in self.vc_msgs.items() if w > nv.view}
-        self.future_senders = {w: s for w, s in self.future_senders.items() if w > nv.view}
-        self.log, self.ordered = {}, set()
-        base = max(nv.view_changes, key=lambda vc: vc.stable_seq)
-        if base.stable_seq > self.stable_seq:
-            holders = sorted(vc.replica for vc in nv.view_changes if vc.stable_seq == base.stable_seq)
-            self._stabilize(base.stable_seq, base.stable_digest, base.proof, holders)
-        for pp in nv.entries:
-            if self._in_window(pp.seq):
-                slot = self._accept(pp.seq, pp)
-                if not self.is_primary:
-                    ctx.broadcast(Prepare(nv.view, pp.seq, pp.digest))
-                    slot.prepares.setdefault(pp.digest, set()).add(me)
-        self._readmit([tx for tx in dropped if tx.tx_id not in kept])
-        self.active = True
-        if self.is_primary:
-            last = nv.entries[-1].block.block_hash if nv.entries else base.stable_digest
-            self.next_seq, self.head_hash = base.stable_seq + len(nv.entries) + 1, last
-            self._drain_backlog()
-        elif len(ctx.mempool):  # every request this replica holds goes to the new primary
-            held = tuple(tx for tx in ctx.mempool if tx.tx_id not in self.executed)
-            if held:
-                ctx.send(self.primary(nv.view), RequestBatch(held))
-        for pp in nv.entries:
-            if pp.seq in self.log:
-                self._check_prepared(pp.seq)
-        self._arm_request_timer()
-        stash, self.future = self.future, []
-        for src, msg in stash:
-            if msg.view >= nv.view:
-                self.on_message(src, msg)
-
     # ------------------------------------------------------------- dispatch
 
     def on_message(self, src: int, msg: Message) -> None:
@@ -754,7 +458,7 @@ class Pbft(PbftPhaseMode, Protocol):
         if lost:
             self.ctx.tx_dropped(lost, "node crashed")
         self.backlog = []
-        self.own, self.nudged, self.answered, self.replies = set(), set(), set(), {}
+        self.own, self.nudged, self.answered, self.replies, self.resent_s = set(), set(), set(), {}, {}
         self.lag_timer = self.status_timer = self.client_timer = None
         self.future, self.future_senders = [], {}
         self.request_timer = self.new_view_timer = None
