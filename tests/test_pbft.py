@@ -10,6 +10,8 @@ from __future__ import annotations
 from typing import Any
 
 import pytest
+from hypothesis import HealthCheck, given, settings
+from hypothesis import strategies as st
 
 from sim.config import Scenario, parse_scenario
 from sim.consensus._pbft_messages import PREPARE_BYTES
@@ -215,3 +217,64 @@ def test_defaults_and_tolerance() -> None:
     p = scenario.protocol
     assert (p.f, p.view_change_timeout_s, p.checkpoint_interval, p.watermark_window) == (None, 2.0, 128, None)  # type: ignore[attr-defined]
     assert Pbft.crash_tolerance(small_scenario(protocol__name="pbft", protocol__f=0).protocol, 4) == 0
+
+
+@st.composite
+def fault_schedules(draw: st.DrawFn) -> tuple[int, list[tuple[float, str, Any]]]:
+    """A network size and up to 10 faults in the first 10 s: crashes (at most f down at once),
+    recoveries and partitions of up to f nodes."""
+    n = draw(st.sampled_from([4, 5, 7]))
+    f = (n - 1) // 3
+    events: list[tuple[float, str, Any]] = []
+    down: set[int] = set()
+    times = sorted(draw(st.lists(st.floats(0.5, 10.0), max_size=10)))
+    for at_s in times:
+        kind = draw(st.sampled_from(["crash", "recover", "partition", "heal"]))
+        if kind == "crash" and len(down) < f:
+            node = draw(st.integers(0, n - 1).filter(lambda i: i not in down))
+            down.add(node)
+            events.append((at_s, "crash", node))
+        elif kind == "recover" and down:
+            node = draw(st.sampled_from(sorted(down)))
+            down.discard(node)
+            events.append((at_s, "recover", node))
+        elif kind == "partition":
+            events.append((at_s, "partition", draw(st.sets(st.integers(0, n - 1), min_size=1, max_size=f))))
+        elif kind == "heal":
+            events.append((at_s, "heal", None))
+    return n, events
+
+
+@pytest.mark.parametrize("mode", ["message", "phase"])
+@settings(max_examples=5, deadline=None, suppress_health_check=[HealthCheck.too_slow])
+@given(schedule=fault_schedules(), seed=st.integers(0, 2**31), loss=st.sampled_from([0.0, 0.02]))
+def test_random_faults_keep_safety_and_recover(mode: str, schedule: tuple[int, list[Any]], seed: int, loss: float) -> None:
+    """Crashes, recoveries, partitions (together beyond f at times) and loss: never a safety
+    or conservation violation, and once all heals every request submitted in the first
+    10 s at a live origin commits."""
+    n, events = schedule
+    scenario = small_scenario(
+        protocol__name="pbft", network__nodes=n, network__mode=mode, network__loss_rate=loss, seed=seed,
+        duration_s=25.0, workload__rate_tps=30.0, protocol__view_change_timeout_s=0.5, protocol__checkpoint_interval=16,
+    )  # fmt: skip
+    world = Simulation(scenario)
+    for at_s, kind, arg in events:
+        world.run_until(at_s)
+        if kind == "crash":
+            world.nodes[arg].crash()
+        elif kind == "recover":
+            world.nodes[arg].recover()
+        else:
+            world.network.group[:] = [int(i in (arg or ())) for i in range(n)]
+    world.run_until(10.0)
+    world.network.group[:] = [0] * n
+    for node in world.nodes:
+        node.recover()
+    world.run_until(scenario.duration_s)
+    result = collect(world, wall_time_s=0.0)
+    s = result.summary
+    assert s["safety_violations"] == 0 and s["ledger_violations"] == 0, s["invariant_notes"]
+    assert s["conservation_violations"] == 0, s["invariant_notes"]
+    tx = result.transactions
+    early = tx[(tx["submit_s"] < 10.0) & tx["outcome"].isin(["committed", "pending"])]
+    assert (early["outcome"] == "committed").all()
