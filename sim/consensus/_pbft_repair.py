@@ -16,8 +16,8 @@ which the paper assumes but does not specify:
 - a replica that committed a later sequence number but not the next one fetches the
   missing blocks from a peer if the gap lasts a period;
 - clients (at their origin node, whatever that replica's state) broadcast requests
-  still unanswered after the view-change timeout to every replica (section 4.1), and
-  again every timeout; a backup's first timer expiry also makes its clients retransmit.
+  still unanswered after the view-change timeout to every replica (section 4.1), again
+  with exponential backoff; a backup's first timer expiry also makes its clients retransmit.
 """
 
 from __future__ import annotations
@@ -28,6 +28,7 @@ from sim.consensus._pbft_messages import Checkpoint, Commit, FetchState, Prepare
 
 if TYPE_CHECKING:
     from sim.consensus.pbft import Pbft
+    from sim.workload.transaction import Transaction
 
 __all__ = ["PbftRepair"]
 
@@ -94,15 +95,26 @@ class PbftRepair:
 
         Stands in for the BFT library's status messages: the primary re-sends its
         pre-prepare to backups it has no prepare or commit from, a backup its prepare to
-        replicas it has no commit from, a prepared replica its commit to all.
+        replicas it has no commit from, a prepared replica its commit to all. A sequence
+        number is stuck when no vote arrived for a period and a period has passed since this
+        replica last saw its own send queue drain (read from ``ctx.network``).
         """
         ctx = self.ctx
-        if not self.active:  # changing view: re-send our VIEW-CHANGE until the view is entered
-            own = self.vc_msgs.get(self.view, {}).get(ctx.node_id)
+        if not self.active:  # changing view: re-send our VIEW-CHANGE until the view is entered,
+            votes = self.vc_msgs.get(self.view, {})  # to the new primary and replicas not heard from,
+            own = votes.get(ctx.node_id)  # backing off (each carries certificates that cost CPU)
             if own is not None:
-                ctx.broadcast(own)
-            self.status_timer = ctx.set_timer(self._retransmit_s, "status")
+                silent = [j for j in ctx.others if j not in votes or j == self.primary(self.view)]
+                ctx.multicast(silent, own)
+            self.vc_resend_s = max(self._retransmit_s, 2 * self.vc_resend_s)
+            self.status_timer = ctx.set_timer(self.vc_resend_s, "status")
             return
+        # Our own send queue: while it holds copies not yet sent, wait for it to drain and a
+        # full period more before calling anything stuck (retransmitting into a full uplink
+        # snowballs).
+        queued_until_s = ctx.network.uplink_free_s[ctx.node_id]
+        if queued_until_s > ctx.now:
+            self.uplink_quiet_s = queued_until_s
         pending = False
         for seq in sorted(self.log):
             slot = self.log[seq]
@@ -110,7 +122,7 @@ class PbftRepair:
             if seq <= ctx.ledger_height or pp is None or slot.phased or slot.view != self.view:
                 continue
             pending = True
-            if ctx.now - slot.touched_s < self._retransmit_s:  # still moving
+            if ctx.now - max(slot.touched_s, self.uplink_quiet_s) < self._retransmit_s:  # still moving
                 continue
             commits = slot.commits.get(pp.digest, set())
             if self.is_primary:
@@ -142,20 +154,20 @@ class PbftRepair:
         if self.client_timer is None and self.own:
             self.client_timer = self.ctx.set_timer(self.params.view_change_timeout_s / 2, "client")
 
-    def _client_retransmit(self: Pbft, min_age_s: float) -> None:
-        """The clients of this origin broadcast their requests that have waited ``min_age_s``
-        since they were sent (or last re-sent) without f + 1 replies to every replica
-        (OSDI 1999, section 4.1), whatever this replica's own state."""
+    def _client_retransmit(self: Pbft, wait_s: float) -> None:
+        """The clients of this origin broadcast to every replica their requests without
+        f + 1 replies (OSDI 1999, section 4.1), whatever this replica's own state: first
+        ``wait_s`` after submission, then with exponential backoff (each wait doubles, up to
+        8 view-change timeouts), so an open-loop backlog is not re-sent in full every period."""
         now = self.ctx.now
         held = list(self.ctx.mempool) + [tx for batch in self.backlog for tx in batch]
         held += [tx for slot in self.log.values() if slot.pp for tx in slot.pp.txs]  # a stale primary's own blocks
-        due = {
-            tx.tx_id: tx
-            for tx in held
-            if tx.tx_id in self.own
-            and tx.tx_id not in self.answered
-            and now - self.resent_s.get(tx.tx_id, tx.submit_s) >= min_age_s
-        }
+        due: dict[int, Transaction] = {}
+        for tx in held:
+            if tx.tx_id in self.own and tx.tx_id not in self.answered and tx.tx_id not in due:
+                last_s, gap_s = self.resent_s.get(tx.tx_id, (tx.submit_s, wait_s))
+                if now - last_s >= gap_s:
+                    due[tx.tx_id] = tx
+                    self.resent_s[tx.tx_id] = (now, min(2 * gap_s, 8 * self.params.view_change_timeout_s))
         if due:
             self.ctx.broadcast(RequestBatch(tuple(due.values())))
-            self.resent_s.update((t, now) for t in due)

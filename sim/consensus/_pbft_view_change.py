@@ -9,8 +9,9 @@ VIEW-CHANGE messages, multicasts NEW-VIEW re-proposing every sequence number abo
 the highest stable checkpoint: prepared ones keep their block (highest view wins),
 gaps get empty (null) blocks. A replica with q VIEW-CHANGE messages and no NEW-VIEW
 within the timeout moves on to the next view; the timeout doubles until a block
-executes. VIEW-CHANGE messages are re-sent every retransmission period until the view
-is entered, and the new primary re-sends NEW-VIEW to a replica still asking.
+executes. Until the view is entered a replica re-sends its VIEW-CHANGE to the new
+primary and to replicas it has none from, backing off from one retransmission period;
+the new primary re-sends NEW-VIEW to a replica still asking (at most once a timeout).
 
 Chain repair (our addition, because blocks are hash-chained): a re-proposed block whose
 parent was replaced by a null block is rebuilt on the new parent with the same
@@ -47,8 +48,10 @@ class PbftViewChange:
         if self.request_timer is not None or not self.active or self.is_primary:
             return
         watch = next((tx.tx_id for tx in self.ctx.mempool if tx.tx_id not in self.executed), None)
-        if watch is None:
-            watch = next((t for s in sorted(self.log) for t in self._slot_txs(s) if t not in self.executed), None)
+        if watch is None:  # the first request in a pre-prepare above what this replica executed
+            first = self.ctx.ledger_height + 1
+            pending = (self._slot_txs(s) for s in range(first, first + self.window) if s in self.log)
+            watch = next((t for txs in pending for t in txs if t not in self.executed), None)
         self.watch = watch
         if watch is not None:
             self.request_timer = self.ctx.set_timer(self._timeout_s(), "request", watch)
@@ -100,12 +103,15 @@ class PbftViewChange:
         self.vc_msgs.setdefault(view, {})[ctx.node_id] = vc
         ctx.record("view_change", view=view, reason=reason)
         ctx.cancel_timer(self.status_timer)
-        self.status_timer = ctx.set_timer(self._retransmit_s, "status")
+        self.vc_resend_s = self._retransmit_s
+        self.status_timer = ctx.set_timer(self.vc_resend_s, "status")
         self._view_change_progress()
 
     def _on_view_change(self: Pbft, src: int, vc: ViewChange) -> None:
         if vc.view == self.view and self.active and self.last_new_view and self.last_new_view.view == vc.view:
-            self.ctx.send(src, self.last_new_view)  # it missed our NEW-VIEW
+            if self.ctx.now - self.new_view_sent_s.get(src, -1.0) >= self.params.view_change_timeout_s:
+                self.new_view_sent_s[src] = self.ctx.now
+                self.ctx.send(src, self.last_new_view)  # it missed our NEW-VIEW
         if vc.view < self.view or (vc.view == self.view and self.active):
             return
         self.vc_msgs.setdefault(vc.view, {})[src] = vc
@@ -146,7 +152,7 @@ class PbftViewChange:
             prev = block.block_hash
         nv = NewView(view, chosen, tuple(entries))
         ctx.broadcast(nv)
-        self.last_new_view = nv
+        self.last_new_view, self.new_view_sent_s = nv, {}
         ctx.record("leader_elected", view=view, leader=ctx.node_id)
         self._enter_view(nv)
 

@@ -33,10 +33,13 @@ until enough senders confirm. A quorum is then never made of votes nobody cast.
 
 Modelling differences from message mode (state them when reporting results):
 link state is read when the phase is computed, not when each copy leaves; jitter and
-loss are drawn in another order (same distribution, other sample path); a sender's
-uplink is reserved in computation order, and copies leaving after an idle gap do not
-hold back other traffic (see ``_reserve_uplinks``). With zero CPU cost and no overlap between
-phases of different instances the two modes give the same times.
+loss are drawn in another order (same distribution, other sample path); with
+``retry_s`` a lost copy is re-sent one period later (message mode protocols repair
+loss their own way); messages are counted when the phase is computed, so a run that
+ends mid-phase counts some not yet sent; a sender's uplink is reserved in computation
+order, and copies leaving after an idle gap do not hold back its other traffic (see
+``_reserve_uplinks``). With zero CPU cost, negligible serialization and no jitter the
+two modes give the same times (tests/test_pbft_phase.py).
 """
 
 from __future__ import annotations
