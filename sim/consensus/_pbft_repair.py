@@ -7,17 +7,18 @@ learns of a stable checkpoint above its ledger fetches the missing blocks from o
 replica that certified it (simplified state transfer: whole blocks, no partition tree).
 
 Loss repair stands in for the BFT library's status messages and retransmissions,
-which the paper assumes but does not specify:
-- every retransmission period (a quarter of the view-change timeout) a replica
-  re-sends its messages for sequence numbers with no news (no vote arrived) for that
-  long, and not executed: the primary its
-  pre-prepare to backups it has heard nothing from, a backup its prepare to replicas
-  it has no commit from, a prepared replica its commit;
+which the paper assumes but does not specify (our design, each rule stated):
+- every retransmission period (a quarter of the view-change timeout) a replica re-sends
+  its messages for sequence numbers it has not executed and that had no news (no vote
+  arrived, and its own send queue drained) for a period: the primary its pre-prepare to
+  backups it heard nothing from, a backup its prepare to replicas it has no commit
+  from, a prepared replica its commit;
 - a replica that committed a later sequence number but not the next one fetches the
   missing blocks from a peer if the gap lasts a period;
 - clients (at their origin node, whatever that replica's state) broadcast requests
   still unanswered after the view-change timeout to every replica (section 4.1), again
-  with exponential backoff; a backup's first timer expiry also makes its clients retransmit.
+  with exponential backoff capped at 8 timeouts; a backup's first request-timer expiry
+  also makes its clients retransmit.
 """
 
 from __future__ import annotations

@@ -29,6 +29,10 @@ Simplifications, each stated (details in the mixins):
   the BFT library's status messages; replies are not re-sent for requests already executed.
 - Blocks are hash-chained, so NEW-VIEW rebuilds a re-proposed block whose parent was
   replaced; a committed block of an old view whose parent lost is never executed.
+- A backup's request timer first only nudges (its clients retransmit, it fetches
+  blocks it may have missed); the next expiry starts the view change.
+- VIEW-CHANGE certificates and NEW-VIEW carry pre-prepares without their requests
+  (section 4.4); replicas here already hold them, so fetching them is not modelled.
 - State transfer copies whole blocks from one replica that certified the checkpoint.
 - A request that ends in two batches is listed in both blocks (executing it again is a
   no-op in the paper, thanks to per-client timestamps).
