@@ -228,6 +228,7 @@ class Simulation:
         or blocks delivered to a ledger whose execution has not finished."""
         held: set[int] = set(self.network.in_flight())
         for node in self.nodes:
+            held.update(node.verifying)
             held.update(tx.tx_id for tx in node.mempool)
             held.update(node.verifying)
             held.update(tx_id for tx_id, count in node.receiving.items() if count > 0)

@@ -95,6 +95,9 @@ class Network:
         self.delay_s: np.ndarray = np.asarray(delay_s, dtype=float)
         # rows as Python lists, made on a node's first send: O(n) per sender, not O(n^2) up front
         self._delay_rows: list[list[float] | None] = [None] * n
+        #: the same delays as a read-only (n, n) array, src -> dst (for phase-mode kernels)
+        self.delay_matrix_s: np.ndarray = self.delay_s
+        self.delay_matrix_s.setflags(write=False)
         self.bandwidth_bps = [float(bandwidth_bps)] * n
         self.jitter_s = jitter_s
         self.loss_rate = loss_rate
@@ -275,6 +278,22 @@ class Network:
                     counter[1] += count * size
         for node in np.flatnonzero(dropped).tolist():
             self.dropped[(node, kind)] = self.dropped.get((node, kind), 0) + int(dropped[node])
+
+    # ---------------------------------------------------------- phase mode
+
+    @property
+    def links_rng(self) -> np.random.Generator:
+        """The ``"links"`` stream: phase-mode kernels draw jitter and loss from it."""
+        return self._rng
+
+    def deliver_at(self, src: int, dst: int, msg: Message, at_s: float) -> None:
+        """Hand ``msg`` to ``dst`` at ``at_s`` without transmitting or counting it.
+
+        For phase mode, whose kernels account messages with :meth:`account_bulk`. The
+        message is dropped silently if ``src`` cannot reach ``dst`` at that time.
+        """
+        event = self.env.timeout(max(0.0, at_s - self.env.now))
+        event.callbacks.append(lambda _e: self.reachable(src, dst) and self._deliver(src, dst, msg))
 
     # ------------------------------------------------------------------ totals
 

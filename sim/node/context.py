@@ -12,6 +12,7 @@ from sim.ledger import Block, tx_digest
 
 if TYPE_CHECKING:
     from sim.consensus.base import Message
+    from sim.network.network import Network
     from sim.node.mempool import Mempool
     from sim.node.node import Node
     from sim.workload.transaction import Transaction
@@ -60,6 +61,12 @@ class NodeContext:
     def phase_mode(self) -> bool:
         """True if this run resolves all-to-all phases with numpy (see DESIGN.md, two modes)."""
         return self._node.sim.phase_mode
+
+    @property
+    def network(self) -> Network:
+        """The network, for phase-mode kernels (``sim.network.phase``) only: they read its
+        delay matrix and up/group state and move messages through its bulk methods."""
+        return self._node.sim.network
 
     @property
     def n(self) -> int:
@@ -144,6 +151,10 @@ class NodeContext:
     def verify_s(self) -> float:
         """CPU seconds to verify one signature."""
         return self._node.costs.verify_s
+
+    def receive_cost_s(self, msg: Message) -> float:
+        """CPU seconds this node spends verifying and hashing ``msg`` when it arrives."""
+        return self._node.receive_cost_s(msg)
 
     # ---------------------------------------------------- transactions, blocks
 

@@ -118,8 +118,7 @@ class Node:
         """A message arrived: verify its signatures and hash it on the CPU, then hand it over."""
         if not self.up:
             return
-        cost_s = msg.signatures * self.costs.verify_s + msg.size_bytes() * 8.0 / self._bits_per_hash_s
-        done_s = self.cpu.reserve(self.env.now, cost_s)
+        done_s = self.cpu.reserve(self.env.now, self.receive_cost_s(msg))
         handler = self.protocol.on_message if self.sim.block_guard is None else self._guarded
         if msg.carries_txs and done_s > self.env.now:
             # Arrived, not yet verified: these transactions are held here (conservation).
@@ -138,6 +137,10 @@ class Node:
         guard = self.sim.block_guard
         if guard is None or guard.accepts(self, src, msg):
             self.protocol.on_message(src, msg)
+
+    def receive_cost_s(self, msg: Message) -> float:
+        """CPU seconds to verify ``msg``'s signatures and hash its bytes on receipt."""
+        return msg.signatures * self.costs.verify_s + msg.size_bytes() * 8.0 / self._bits_per_hash_s
 
     # ----------------------------------------------------------------- timers
 

@@ -1,0 +1,133 @@
+"""Phase mode of ``pbft``: the normal case of one sequence number computed with numpy.
+
+DESIGN.md, "Two ways to move a message, one answer". When the primary sends a
+pre-prepare it computes, with :mod:`sim.network.phase`, every replica's pre-prepare
+arrival, prepare send time (arrival + CPU to check the pre-prepare + signing), the
+receiver-major prepare delay matrix and each replica's prepare quorum time, then the
+same for commits, and schedules per replica one event per stage ("pre-prepare",
+"prepared", "committed") instead of 2n(n - 1) message events. Every logical message
+is still counted with its bytes.
+
+Replicas confirm what the computation assumed: a backup that accepts the pre-prepare
+confirms its prepare, a replica that becomes prepared confirms its commit; replicas
+changing view, out of window or crashed confirm nothing, and receivers count only
+confirmed votes (:class:`sim.network.phase.QuorumRound`). A commit quorum therefore
+always consists of replicas that hold a prepared certificate, as in message mode.
+
+Approximations (exact when CPU costs are zero and nothing changes view mid-phase):
+- a replica's send times assume its CPU is otherwise idle; the CPU is still charged
+  for every message (before acting: the estimate of ``phase.quorum_done``; the rest after);
+- link state (crashes, partitions) is read when the primary sends the pre-prepare,
+  jitter and loss are drawn in another order than message mode would draw them;
+- a backup decides to accept the pre-prepare when it arrives, before its CPU checks it.
+"""
+
+from __future__ import annotations
+
+from typing import TYPE_CHECKING
+
+import numpy as np
+
+from sim.consensus._pbft_messages import PhaseQuorum, PrePrepare, Prepare
+from sim.network.phase import LinkSnapshot, PhaseDelivery, QuorumRound, broadcast, quorum_done
+
+if TYPE_CHECKING:
+    from sim.consensus.pbft import Pbft
+
+__all__ = ["PbftPhaseMode"]
+
+
+class PbftPhaseMode:
+    """Phase-mode half of :class:`~sim.consensus.pbft.Pbft` (a mixin: it uses Pbft's state)."""
+
+    def _phases_vectorized(self: Pbft, pp: PrePrepare) -> None:
+        """Primary: compute the pre-prepare, prepare and commit phases of ``pp`` and schedule them."""
+        ctx, me, n = self.ctx, self.ctx.node_id, self.ctx.n
+        net = ctx.network
+        links = LinkSnapshot.of(net)
+        sign_s = ctx.sign_s
+        retry_s = self._retransmit_s  # a lost copy is sent again one retransmission period later
+        start = broadcast(net, links, np.array([me]), np.array([ctx.cpu(sign_s)]), pp.size_bytes(), "PrePrepare", retry_s)
+        arrival = start.arrival_s[:, 0]
+        pp_cost_s = ctx.receive_cost_s(pp)
+        has_pp = arrival + pp_cost_s
+        has_pp[me] = ctx.now
+        backups = np.flatnonzero(np.isfinite(arrival))
+        vote = Prepare(pp.view, pp.seq, pp.digest)
+        size, cost_s = vote.size_bytes(), ctx.receive_cost_s(vote)
+
+        prepares = broadcast(net, links, backups, has_pp[backups] + sign_s, size, "Prepare", retry_s)
+        prepare_need = np.full(n, self.q - 1)
+        prepare_need[backups] -= 1  # a backup's own prepare counts
+        prepare_at, prepared = quorum_done(prepares.arrival_s, prepare_need, has_pp, cost_s)
+        senders = np.flatnonzero(np.isfinite(prepared))
+        commits = broadcast(net, links, senders, prepared[senders] + sign_s, size, "Commit", retry_s)
+        commit_need = np.full(n, self.q - 1)  # and its own commit
+        commit_at, committed = quorum_done(commits.arrival_s, commit_need, prepared, cost_s)
+
+        prepare_round = QuorumRound(net, prepares.arrival_s, backups, prepare_need)
+        commit_round = QuorumRound(net, commits.arrival_s, senders, commit_need)
+        PhaseDelivery(net).deliver(
+            arrival, lambda j: PhaseQuorum("pre-prepare", pp, prepare_round, commit_round, pp_cost_s, 0.0), src=me
+        )
+        for stage, votes, at, done, sent in (
+            ("prepared", prepare_round, prepare_at, prepared, prepares),
+            ("committed", commit_round, commit_at, committed, commits),
+        ):
+            with np.errstate(invalid="ignore"):  # inf - inf where a replica never gets there
+                now_s = np.where(np.isfinite(at), done - at, 0.0)
+            later_s = sent.received * cost_s - now_s
+            votes.schedule(
+                at, lambda j: PhaseQuorum(stage, pp, prepare_round, commit_round, float(now_s[j]), float(later_s[j]))
+            )
+
+    def _on_phase_event(self: Pbft, src: int, msg: PhaseQuorum) -> None:
+        """A phase-mode event reached this replica."""
+        if self._stash_future(src, msg):
+            return
+        me, pp = self.ctx.node_id, msg.pp
+        in_view = self.active and pp.view == self.view and self._in_window(pp.seq)
+        if msg.stage == "pre-prepare":
+            slot = self._slot(pp.seq) if in_view and src == self.primary(self.view) else None
+            accepted = slot is not None and slot.pp is None
+            if accepted:
+                self._accept(pp.seq, pp, phased=True)
+                self._arm_request_timer()
+            msg.prepares.decide(me, accepted)
+            self.ctx.cpu(msg.cpu_now_s)
+            return
+        slot = self.log.get(pp.seq)
+        if not in_view or slot is None or slot.view != self.view or slot.pp is None or slot.pp.digest != pp.digest:
+            return
+        if msg.stage == "prepared":
+            if slot.prepared or msg.prepares.check(me) != "ready":
+                return
+        elif slot.committed:
+            return
+        elif not slot.prepared:
+            msg.commits.waiting.add(me)  # woken when this replica confirms its own commit
+            return
+        elif msg.commits.check(me) != "ready":
+            return
+        ctx = self.ctx
+        done_s = ctx.cpu(msg.cpu_now_s)
+        if msg.cpu_later_s > 0:
+            ctx.cpu(msg.cpu_later_s)
+        if done_s > ctx.now:
+            ctx.set_timer(done_s - ctx.now, "phase", msg)
+        else:
+            self._phase_apply(msg)
+
+    def _phase_apply(self: Pbft, msg: PhaseQuorum) -> None:
+        """The CPU has verified the quorum: become prepared (and confirm the commit) or committed."""
+        pp = msg.pp
+        slot = self.log.get(pp.seq)
+        if not (self.active and pp.view == self.view) or slot is None or slot.view != self.view or slot.pp is None:
+            return
+        if msg.stage == "prepared" and not slot.prepared:
+            self._set_prepared(pp.seq, slot, slot.pp)
+            msg.commits.decide(self.ctx.node_id, True)
+        elif msg.stage == "committed" and slot.prepared and not slot.committed:
+            slot.committed = True
+            self.max_committed = max(self.max_committed, pp.seq)
+            self._execute_ready()
