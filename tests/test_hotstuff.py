@@ -251,6 +251,30 @@ def test_lagging_replica_catches_up_by_block_sync() -> None:
     assert set(lost["reason"]) <= {"node crashed", "origin node down"}
 
 
+def test_replica_rejoining_through_a_crash_fault_catches_up_and_keeps_voting() -> None:
+    # Regression: through [[faults]], the framework's block sync (sim/faults/sync.py) used to
+    # fill the rejoining replica's ledger behind the protocol's back. Its own chain stayed
+    # behind, so it could never link new proposals (buffered forever), stopped voting and
+    # proposing, and every one of its leader turns cost the others a view timeout (or, with
+    # other timing, _commit raised "block of view ... does not extend the ledger").
+    scenario = small_scenario(
+        protocol__name="hotstuff",
+        protocol__view_timeout_s=5.0,
+        network__nodes=5,
+        workload__rate_tps=5.0,
+        duration_s=40.0,
+        faults=[{"kind": "crash", "nodes": [4], "at_s": 5.0, "until_s": 20.0}],
+    )
+    result = sim.run(scenario)
+    heights = result.nodes["ledger_height"]
+    assert heights.max() - heights.min() <= 1
+    events = result.consensus
+    assert events.query("kind == 'view_timeout' and time_s > 21.0").empty  # node 4 leads its views again
+    assert not events.query("kind == 'leader_elected' and node_id == 4 and time_s > 21.0").empty
+    assert "caught_up" in set(result.faults["action"])
+    assert result.summary["invariant_violations"] == 0
+
+
 # --------------------------------------------------------------- safety rule
 
 

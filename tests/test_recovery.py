@@ -25,6 +25,7 @@ which is negligible. The seeds are fixed, so the check is exact and cannot flake
 from __future__ import annotations
 
 import math
+from types import SimpleNamespace
 
 import numpy as np
 import pandas as pd
@@ -32,7 +33,7 @@ import pytest
 from scipy import stats
 
 import sim
-from sim.faults.recovery import Baseline, baseline, recovery_time, stall_status
+from sim.faults.recovery import Baseline, baseline, recovery_table, recovery_time, stall_status
 from tests.conftest import small_scenario
 
 # --------------------------------------------------------- synthetic series
@@ -174,3 +175,41 @@ def test_raft_leader_crash_matches_the_election_model() -> None:
     # the timeout that fired: within [a, b] and distributed as the 2nd smallest of n uniforms
     assert timeout_a.min() >= a - 1e-9 and timeout_a.max() <= b + 1e-9
     assert stats.kstest((timeout_a - a) / R, stats.beta(2, n - 1).cdf).pvalue > 0.01
+
+
+# ------------------------------------------------- detection with rotating leaders
+
+
+def test_a_routine_rotation_is_not_a_detection_but_a_timeout_is() -> None:
+    submit = _ticks(0.0, 30.0)
+    nan = np.full(len(submit), np.nan)
+    tx = pd.DataFrame(
+        {"submit_s": submit, "proposed_s": submit, "decided_s": submit + 0.1, "commit_s": submit + 0.1,
+         "latency_s": np.full(len(submit), 0.1), "reason": np.full(len(submit), ""), "dropped_s": nan}
+    )  # fmt: skip
+    window = SimpleNamespace(fault=0, label="", kind="crash", nodes=[1], start_s=10.0, end_s=20.0, detail="")
+    rows = [(9.9, "leader_elected"), (10.1, "leader_elected"), (10.2, "block_committed"), (10.2, "leader_elected")]
+    consensus = pd.DataFrame(rows, columns=["time_s", "kind"]).assign(node_id=0)
+    row = recovery_table([window], tx, consensus, 1.0, 30.0).iloc[0]
+    assert math.isnan(row["detect_s"]) and row["new_leader_s"] == pytest.approx(0.1)
+    for kind in ("view_timeout", "timeout_propose", "timeout_prevote", "timeout_precommit", "election_started"):
+        timed_out = pd.concat([consensus, pd.DataFrame({"time_s": [11.0], "kind": [kind], "node_id": [2]})], ignore_index=True)
+        assert recovery_table([window], tx, timed_out, 1.0, 30.0).iloc[0]["detect_s"] == pytest.approx(1.0), kind
+
+
+@pytest.mark.parametrize(("protocol", "timeout_kind"), [("hotstuff", "view_timeout"), ("tendermint", "timeout_propose")])
+def test_a_bft_leader_crash_is_detected_by_its_timeout(protocol: str, timeout_kind: str) -> None:
+    crash_s = 4.0
+    result = sim.run(
+        small_scenario(
+            protocol__name=protocol, workload__rate_tps=100.0, faults=[{"kind": "crash", "nodes": "leader", "at_s": crash_s}]
+        )
+    )
+    c = result.consensus
+    first_timeout_s = c.loc[(c["kind"] == timeout_kind) & (c["time_s"] >= crash_s), "time_s"].min() - crash_s
+    row = result.recovery.iloc[0]
+    assert row["detect_s"] == pytest.approx(first_timeout_s)
+    assert 0.0 < row["detect_s"] < row["new_leader_s"]
+    # before the fix, the next routine rotation (a leader_elected row) counted as detection
+    elected = c.loc[(c["kind"] == "leader_elected") & (c["time_s"] >= crash_s), "time_s"]
+    assert row["new_leader_s"] == pytest.approx(elected.min() - crash_s)

@@ -140,6 +140,28 @@ def test_lagging_replica_catches_up_with_decided_blocks() -> None:
     assert result.summary["safety_violations"] == 0
 
 
+def test_replica_rejoining_through_a_crash_fault_is_counted_in_the_quorum_again() -> None:
+    # Regression: through [[faults]], the framework's block sync (sim/faults/sync.py) used to
+    # fill the rejoining replica's ledger behind the protocol's back. Its height stayed behind,
+    # its catch-up asked for the block after its ledger, which nobody could decide without it
+    # while node 0 was down: 4 of 5 nodes up (f = 1) and no commit from 30 s to 60 s.
+    scenario = small_scenario(
+        protocol__name="tendermint",
+        network__nodes=5,
+        workload__rate_tps=5.0,
+        duration_s=70.0,
+        faults=[
+            {"kind": "crash", "nodes": [4], "at_s": 5.0, "until_s": 30.0},
+            {"kind": "crash", "nodes": [0], "at_s": 25.0, "until_s": 60.0},
+        ],
+    )
+    result = sim.run(scenario)
+    decided = result.blocks["decided_s"]
+    assert ((decided > 35.0) & (decided < 60.0)).sum() >= 10  # one height every ~1.1 s
+    assert result.nodes["ledger_height"].nunique() == 1
+    assert result.summary["invariant_violations"] == 0
+
+
 # ------------------------------------------------------------------ lock rules
 
 

@@ -39,6 +39,9 @@ Modelling choices and simplifications (each stated, most tested):
   ``batch_timeout_s`` and then proposes an empty block, so that pending chains commit.
 - Block sync (not in the paper): a replica missing a block asks the sender for the
   chain up to it (``SyncRequest``); without it lost messages would stall a replica.
+  It also brings a replica that rejoins after a crash or partition up to date
+  (``syncs_ledger``): blocks delivered behind its back would leave its chain behind
+  its ledger, unable to link new proposals.
 - Crashes: vheight, lock, highQC and the block tree are persistent; collected votes
   and new-views are volatile.
 """
@@ -221,6 +224,7 @@ class HotStuff(Protocol):
 
     name = "hotstuff"
     Params = HotStuffParams
+    syncs_ledger = True  # block sync (SyncRequest) brings a rejoining replica up to date
     params: HotStuffParams
 
     @classmethod

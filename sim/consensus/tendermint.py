@@ -25,7 +25,9 @@ Modelling choices and simplifications:
   until committed.
 - Catch-up (CometBFT's block sync, simplified): a replica that sees messages two heights
   ahead, or one height ahead for longer than ``timeout_prevote_s``, asks the sender for
-  the decided blocks with their commits.
+  the decided blocks with their commits. It also brings a replica that rejoins after a
+  crash or partition up to date (``syncs_ledger``): blocks delivered behind its back
+  would leave its height behind its ledger, asking for blocks nobody has decided yet.
 - Crashes: state is persistent (CometBFT's write-ahead log); after recovery the timer
   of the current step is re-armed.
 """
@@ -184,6 +186,7 @@ class Tendermint(Protocol):
     name = "tendermint"
     Params = TendermintParams
     params: TendermintParams
+    syncs_ledger = True  # catch-up (CatchUpRequest) brings a rejoining replica up to date
 
     @classmethod
     def check(cls, params: ProtocolParams, n_nodes: int) -> list[str]:

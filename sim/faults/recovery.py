@@ -2,9 +2,10 @@
 
 For a fault starting at t0:
 
-- ``detect_s``: time to the first election or view change anywhere (a consensus
-  event of a kind in :data:`DETECTION_KINDS`) at or after t0; NaN if none (e.g. a
-  follower crash needs no election).
+- ``detect_s``: time to the first election, view change or consensus timeout
+  anywhere (a consensus event of a kind in :data:`DETECTION_KINDS`) at or after t0;
+  NaN if none (e.g. a follower crash needs no election). A routine leader rotation
+  is not a detection.
 - ``new_leader_s``: time to the first ``leader_elected`` at or after t0.
 - ``recover_s``: time to the first commit after which committed throughput is
   back within 10% of its pre-fault level. The level is the load offered at nodes
@@ -58,10 +59,16 @@ __all__ = [
     "stall_status",
 ]
 
-#: consensus event kinds that show a protocol noticed a fault (elections, view changes)
+#: consensus event kinds that show a protocol noticed a fault: elections, view changes and
+#: the timeouts of rotating-leader protocols (HotStuff's pacemaker, Tendermint's round steps).
+#: Not ``leader_elected``: HotStuff and Tendermint record it at every routine rotation, and
+#: Raft records ``election_started`` before it.
 DETECTION_KINDS = frozenset(
-    {"election_started", "leader_elected", "view_change", "view_change_started", "new_view", "round_timeout", "timeout"}
-)
+    {
+        "election_started", "view_change", "view_change_started", "new_view", "round_timeout", "timeout",
+        "view_timeout", "timeout_propose", "timeout_prevote", "timeout_precommit",
+    }
+)  # fmt: skip
 #: allowed shortfall of throughput after recovery (10%)
 TOLERANCE = 0.10
 #: noise allowance in standard deviations

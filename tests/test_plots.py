@@ -1,0 +1,105 @@
+"""Fault figures of sim.plots: what each draws, checked on the artists of small exact tables."""
+
+from __future__ import annotations
+
+import matplotlib
+
+matplotlib.use("Agg")
+
+import matplotlib.pyplot as plt
+import numpy as np
+import pandas as pd
+import pytest
+from matplotlib.colors import to_rgba
+
+from sim.plots import (
+    FAULT_ACTION_COLORS,
+    down_intervals,
+    fault_markers,
+    node_downtime,
+    recovery_times,
+    table_heatmap,
+    throughput_by_group,
+)
+
+
+@pytest.fixture(autouse=True)
+def _close_figures() -> None:
+    yield
+    plt.close("all")
+
+
+FAULTS = pd.DataFrame(
+    {
+        "time_s": [5.0, 8.0, 9.0, 9.0, 12.0, 14.0, 16.0],
+        "fault": [0, 0, 0, -1, 1, 2, 2],
+        "kind": ["churn", "churn", "churn", "recovery", "crash", "partition", "partition"],
+        "action": ["crash", "crash", "recover", "catch_up_started", "crash", "start", "heal"],
+        "nodes": ["1", "3", "1", "1", "0,2", "0,1,2,3", "0,1,2,3"],
+    }
+)
+
+
+def test_fault_markers_mark_the_faults_own_actions_with_one_legend_entry_each() -> None:
+    ax = plt.figure().add_subplot()
+    fault_markers(FAULTS, ax)
+    assert [line.get_xdata()[0] for line in ax.lines] == [5.0, 8.0, 9.0, 12.0, 14.0, 16.0]  # no catch-up row
+    assert [to_rgba(line.get_color()) for line in ax.lines] == [
+        to_rgba(FAULT_ACTION_COLORS[a]) for a in ("crash", "crash", "recover", "crash", "start", "heal")
+    ]
+    assert [t.get_text() for t in ax.get_legend().get_texts()] == ["crash", "recover", "partition start", "partition heal"]
+
+
+def test_down_intervals_pair_crashes_with_recoveries_and_run_to_the_end() -> None:
+    assert down_intervals(FAULTS, 20.0) == {1: [(5.0, 9.0)], 3: [(8.0, 20.0)], 0: [(12.0, 20.0)], 2: [(12.0, 20.0)]}
+    ax = node_downtime(FAULTS, 4, 20.0)
+    assert len(ax.collections) == 4  # one bar row per node that went down
+    assert ax.get_xlim() == (0.0, 20.0)
+    # node 1's bar: from 5 s, 4 s long, centred on row 1
+    verts = ax.collections[1].get_paths()[0].vertices
+    assert (verts[:, 0].min(), verts[:, 0].max()) == (5.0, 9.0)
+    assert (verts[:, 1].min(), verts[:, 1].max()) == pytest.approx((0.6, 1.4))
+
+
+def test_throughput_by_group_counts_commits_at_origin_per_bin() -> None:
+    tx = pd.DataFrame(
+        {
+            "origin": [0, 0, 1, 2, 2, 2],
+            "submit_s": [0.1, 0.2, 0.3, 0.4, 2.5, 3.5],
+            "commit_s": [0.5, 1.5, 1.6, 1.7, np.nan, 3.9],
+        }
+    )
+    ax = throughput_by_group(tx, {"A": [0, 1], "B": [2]}, bin_s=1.0, duration_s=4.0)
+    assert [line.get_label() for line in ax.lines] == ["A", "B"]
+    np.testing.assert_array_equal(ax.lines[0].get_ydata(), [1, 2, 0, 0])
+    np.testing.assert_array_equal(ax.lines[1].get_ydata(), [0, 1, 0, 1])  # the uncommitted one is not counted
+    half = throughput_by_group(tx, {"A": [0, 1]}, bin_s=2.0, duration_s=4.0)
+    np.testing.assert_array_equal(half.lines[0].get_ydata(), [1.5, 0.0])  # per second
+
+
+def test_recovery_times_draw_each_finite_run_and_count_the_others() -> None:
+    runs = pd.DataFrame(
+        {
+            "protocol": ["a", "a", "a", "b", "b"],
+            "detect_s": [0.1, 0.2, 0.3, 1.0, np.nan],
+            "recover_s": [0.5, 0.6, 0.7, 2.0, np.nan],
+        }
+    )
+    ax = recovery_times(runs)
+    points = [c for c in ax.collections if c.get_offsets().shape[0]]
+    drawn = sorted(float(y) for c in points for y in c.get_offsets()[:, 1])
+    assert drawn == sorted([0.1, 0.2, 0.3, 1.0, 0.5, 0.6, 0.7, 2.0])
+    assert sorted(t.get_text() for t in ax.texts) == ["never: 1", "never: 1"]  # b, per metric
+    assert [t.get_text() for t in ax.get_xticklabels()] == ["a", "b"]
+    assert [t.get_text() for t in ax.get_legend().get_texts()] == ["detect_s", "recover_s"]
+    assert ax.get_yscale() == "linear"  # 0.1 to 2 s: no log scale needed
+    wide = runs.assign(recover_s=[0.5, 0.6, 0.7, 20.0, np.nan])
+    assert recovery_times(wide).get_yscale() == "log"
+
+
+def test_table_heatmap_writes_every_finite_value() -> None:
+    table = pd.DataFrame({"x": [1.0, np.nan], "y": [0.25, 0.5]}, index=pd.Index(["r1", "r2"], name="row"))
+    ax = table_heatmap(table, fmt="{:.0%}")
+    assert sorted(t.get_text() for t in ax.texts) == ["100%", "25%", "50%"]
+    assert [t.get_text() for t in ax.get_yticklabels()] == ["r1", "r2"]
+    assert ax.get_ylabel() == "row"
