@@ -96,7 +96,13 @@ class ChainBlock(Message):
 
 @dataclass(frozen=True, slots=True)
 class TxGossip(ForwardTx):
-    """A transaction relayed to a peer's mempool (its own type name in the messages table)."""
+    """A copy of a transaction relayed to a peer's mempool (its own type name in the messages table).
+
+    A copy, not a hand-over: the sender keeps the transaction in its own mempool, so a
+    lost copy loses nothing (``carries_txs`` is False: no drop is recorded for it).
+    """
+
+    carries_txs = False
 
 
 @dataclass(frozen=True, slots=True)
