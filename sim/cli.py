@@ -106,6 +106,9 @@ def _health_rows(summary: dict[str, Any]) -> list[tuple[str, str, str]]:
     return rows
 
 
+_ABSENT = object()
+
+
 def _fmt(value: Any) -> str:
     if value is None or (isinstance(value, float) and math.isnan(value)):
         return "n/a"
@@ -152,9 +155,14 @@ def format_summary(summary: dict[str, Any]) -> str:
     for row in _SUMMARY_ROWS:
         rows.extend(_health_rows(summary) if row[0] == "__health__" else [row])
     width = max(len(label) for _, label, _ in rows)
+    quiet = {"faults", "detect_s", "recover_s", "stalled"} if not summary.get("faults") else set()
     for key, label, unit in rows:
-        if key in summary:
-            lines.append(f"  {label:<{width}}  {_fmt(summary[key]):>16} {unit}")
+        value = summary.get(key, _ABSENT)
+        if value is _ABSENT or key in quiet:
+            continue
+        if key.endswith("_s") and _fmt(value) == "n/a" and key not in {"latency_p99_s", "latency_p50_s"}:
+            continue  # e.g. no claim was paid in this run: say nothing rather than "n/a"
+        lines.append(f"  {label:<{width}}  {_fmt(value):>16} {unit}")
     report = format_fault_report(summary)
     if report:
         lines.append(report)
