@@ -60,3 +60,11 @@ def test_skipped_message_mode_is_shown_with_its_estimate() -> None:
 def test_bad_sizes_are_rejected() -> None:
     result = CliRunner().invoke(main, ["bench", "--sizes", "2,16"])
     assert result.exit_code == 2
+
+
+def test_pbft_1000_scenario_is_valid_and_as_specified() -> None:
+    from sim.config import load_scenario
+
+    sc = load_scenario(Path(__file__).resolve().parent.parent / "experiments" / "pbft_1000.toml")
+    assert (sc.network.nodes, sc.network.mode, sc.duration_s) == (1000, "phase", 3600.0)
+    assert sc.protocol.name == "pbft" and sc.workload.rate_tps == 200.0
