@@ -517,6 +517,38 @@ def validate(quick: bool, cases: tuple[str, ...], out: Path | None) -> None:
         sys.exit(1)
 
 
+@main.command()
+@click.option("--sizes", default="16,64,256,1024", show_default=True, help="Comma-separated network sizes.")
+@click.option("--instances", type=click.IntRange(min=1), default=None, help="Consensus instances per run [default: 20, --quick: 4].")
+@click.option("--max-message-s", type=float, default=60.0, show_default=True, help="Skip message mode where its estimated wall time exceeds this.")
+@click.option("--json", "json_path", type=click.Path(path_type=Path), default=None, help="Also write the results as JSON here.")
+@click.option("--quick", is_flag=True, help="Few instances and a short message-mode budget (a smoke test, not a measurement).")
+def bench(sizes: str, instances: int | None, max_message_s: float, json_path: Path | None, quick: bool) -> None:
+    """PBFT instances per wall second in message and phase mode, against the bare numpy kernel."""
+    from sim.experiment.bench import bench_rows, format_table, machine_info, to_json
+
+    try:
+        ns = [int(s) for s in sizes.split(",") if s.strip()]
+    except ValueError:
+        _fail(f"--sizes must be comma-separated integers, got {sizes!r}")
+        return
+    if not ns or min(ns) < 4:
+        _fail("--sizes: PBFT needs at least 4 nodes per size")
+        return
+    count = instances or (4 if quick else 20)
+    machine = machine_info()
+    rows = bench_rows(
+        ns, instances=count, message_instances_large=min(count, 3),
+        max_message_s=10.0 if quick else max_message_s, log=lambda line: click.echo(line, err=True),
+    )  # fmt: skip
+    click.echo(f"machine: {machine['nproc']} CPUs, {machine['cpu_model']}, load {machine['loadavg'][0]:.2f}")
+    click.echo(format_table(rows))
+    if json_path is not None:
+        json_path.parent.mkdir(parents=True, exist_ok=True)
+        json_path.write_text(to_json(rows, machine))
+    click.echo(to_json(rows, machine))
+
+
 def format_validation(table: Any) -> str:
     """The validation table as aligned text: case, reference, simulated, tolerance, verdict."""
     lines = [f"{'case':<34} {'reference':>12} {'simulated':>12} {'tolerance':>11}  {'unit':<16} verdict"]

@@ -50,7 +50,10 @@ class PbftViewChange:
         watch = next((tx.tx_id for tx in self.ctx.mempool if tx.tx_id not in self.executed), None)
         if watch is None:  # the first request in a pre-prepare above what this replica executed
             first = self.ctx.ledger_height + 1
-            pending = (self._slot_txs(s) for s in range(first, first + self.window) if s in self.log)
+            # scan only up to the highest logged sequence number: the log is usually far
+            # shorter than the window, and this runs at every replica for every block
+            top = min(first + self.window, max(self.log, default=0) + 1)
+            pending = (self._slot_txs(s) for s in range(first, top) if s in self.log)
             watch = next((t for txs in pending for t in txs if t not in self.executed), None)
         self.watch = watch
         if watch is not None:

@@ -281,6 +281,11 @@ class QuorumRound:
         self.need = np.asarray(need)
         self.messages: dict[int, Message] = {}
         self.waiting: set[int] = set()
+        # copies each receiver gets from confirmed senders: a waiting receiver's quorum
+        # time is finite exactly when this reaches its need, so ``decide`` computes
+        # order statistics only for receivers that can wake (O(n) per decision, not O(n^2))
+        self._finite = np.isfinite(arrival_s)
+        self._have = np.zeros(arrival_s.shape[0], dtype=np.int64)
 
     def schedule(self, at_s: np.ndarray, make_msg: Callable[[int], Message]) -> None:
         """Deliver ``make_msg(j)`` to each receiver j at ``at_s[j]`` (kept for re-delivery)."""
@@ -324,9 +329,14 @@ class QuorumRound:
         self.sent[c] = sends
         if not sends:
             return
+        self._have += self._finite[:, c]
+        if not self.waiting:
+            return
+        waiting = np.fromiter(self.waiting, dtype=np.int64, count=len(self.waiting))
+        need = self.need[waiting]
+        wake = waiting[(need > 0) & (self._have[waiting] >= need)]
         now = self.network.env.now
-        for j in sorted(self.waiting):
-            at = self.quorum_time(j)
-            if np.isfinite(at):
-                self.waiting.discard(j)
-                self.network.deliver_at(j, j, self.messages[j], max(now, at))
+        for j in np.sort(wake).tolist():
+            at = self.quorum_time(j)  # finite: j has ``need`` copies from confirmed senders
+            self.waiting.discard(j)
+            self.network.deliver_at(j, j, self.messages[j], max(now, at))
