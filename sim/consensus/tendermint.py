@@ -40,6 +40,7 @@ from typing import Any
 from pydantic import Field
 
 from sim.consensus.base import MESSAGE_HEADER_BYTES, Message, Protocol, ProtocolParams, register_protocol
+from sim.faults.byzantine import other_digest
 from sim.ledger import Block
 from sim.node.context import Timer
 from sim.workload.transaction import Transaction
@@ -125,6 +126,10 @@ class Prevote(Message):
     def size_bytes(self) -> int:
         return MESSAGE_HEADER_BYTES + _DIGEST_BYTES  # height and round ride in the header
 
+    def equivocal(self) -> Prevote | None:
+        """The same PREVOTE for another block; a nil vote has no conflicting variant here."""
+        return None if self.block_hash is None else Prevote(self.height, self.round, other_digest(self.block_hash))
+
 
 @dataclass(frozen=True, slots=True)
 class Precommit(Message):
@@ -136,6 +141,10 @@ class Precommit(Message):
 
     def size_bytes(self) -> int:
         return MESSAGE_HEADER_BYTES + _DIGEST_BYTES
+
+    def equivocal(self) -> Precommit | None:
+        """The same PRECOMMIT for another block; a nil vote has no conflicting variant here."""
+        return None if self.block_hash is None else Precommit(self.height, self.round, other_digest(self.block_hash))
 
 
 @dataclass(frozen=True, slots=True)
@@ -197,6 +206,11 @@ class Tendermint(Protocol):
     def crash_tolerance(cls, params: ProtocolParams, n_nodes: int) -> int:
         assert isinstance(params, TendermintParams)
         return _faults(params.f, n_nodes)
+
+    @classmethod
+    def byzantine_tolerance(cls, params: ProtocolParams, n_nodes: int) -> int:
+        assert isinstance(params, TendermintParams)
+        return _faults(params.f, n_nodes)  # n >= 3f + 1 (Buchman et al. 2018, section II)
 
     # ---------------------------------------------------------------- state
 
