@@ -13,6 +13,7 @@ from dataclasses import dataclass, field
 from typing import Any
 
 from sim.consensus.base import MESSAGE_HEADER_BYTES, Message
+from sim.faults.byzantine import other_digest
 from sim.ledger import Block
 from sim.workload.transaction import Transaction
 
@@ -98,6 +99,10 @@ class Prepare(Message):
     def size_bytes(self) -> int:
         return PREPARE_BYTES
 
+    def equivocal(self) -> Prepare:
+        """The same PREPARE for another digest (sent by an equivocating replica)."""
+        return Prepare(self.view, self.seq, other_digest(self.digest))
+
 
 @dataclass(frozen=True, slots=True)
 class Commit(Message):
@@ -109,6 +114,10 @@ class Commit(Message):
 
     def size_bytes(self) -> int:
         return PREPARE_BYTES
+
+    def equivocal(self) -> Commit:
+        """The same COMMIT for another digest (sent by an equivocating replica)."""
+        return Commit(self.view, self.seq, other_digest(self.digest))
 
 
 @dataclass(frozen=True, slots=True)

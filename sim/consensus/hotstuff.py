@@ -54,6 +54,7 @@ from typing import Any
 from pydantic import Field
 
 from sim.consensus.base import MESSAGE_HEADER_BYTES, Message, Protocol, ProtocolParams, register_protocol
+from sim.faults.byzantine import other_digest
 from sim.ledger import GENESIS_HASH, Block
 from sim.node.context import Timer
 from sim.workload.transaction import Transaction
@@ -138,6 +139,10 @@ class Vote(Message):
 
     def size_bytes(self) -> int:
         return MESSAGE_HEADER_BYTES + _DIGEST_BYTES  # view and height ride in the header
+
+    def equivocal(self) -> Vote:
+        """The same vote for another block (sent by an equivocating replica)."""
+        return Vote(self.view, self.height, other_digest(self.block_hash))
 
 
 @dataclass(frozen=True, slots=True)
@@ -245,6 +250,14 @@ class HotStuff(Protocol):
         assert isinstance(params, HotStuffParams)
         # commits need four consecutive live leaders; see the module docstring
         return min(_faults(params.f, n_nodes), (n_nodes - 1) // 4)
+
+    @classmethod
+    def byzantine_tolerance(cls, params: ProtocolParams, n_nodes: int) -> int:
+        assert isinstance(params, HotStuffParams)
+        # f: safe with f Byzantine nodes, live once they behave. While they misbehave the
+        # round-robin liveness limit of crash_tolerance applies, and strict_faults counts
+        # Byzantine nodes against crash_tolerance too.
+        return _faults(params.f, n_nodes)
 
     # ---------------------------------------------------------------- state
 

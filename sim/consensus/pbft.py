@@ -23,7 +23,8 @@ The rest lives in mixins, one concern each: checkpoints, state transfer and loss
 phase mode (:mod:`sim.consensus._pbft_phase`); messages in :mod:`sim.consensus._pbft_messages`.
 
 Simplifications, each stated (details in the mixins):
-- Only crash faults: signatures are charged on the CPU but every replica is honest.
+- Signatures are charged on the CPU, not computed; Byzantine replicas come from the fault
+  framework (sim/faults), which also checks the blocks a pre-prepare carries.
   View, log and certificates survive a crash (stable storage); mempool and timers do not.
 - Loss repair (retransmission, block fetch for a replica that fell behind) stands in for
   the BFT library's status messages; replies are not re-sent for requests already executed.
@@ -130,6 +131,11 @@ class Pbft(PbftViewChange, PbftRepair, PbftPhaseMode, Protocol):
     def crash_tolerance(cls, params: ProtocolParams, n_nodes: int) -> int:
         assert isinstance(params, PbftParams)
         return cls._faults(params, n_nodes)
+
+    @classmethod
+    def byzantine_tolerance(cls, params: ProtocolParams, n_nodes: int) -> int:
+        assert isinstance(params, PbftParams)
+        return cls._faults(params, n_nodes)  # n >= 3f + 1 (OSDI 1999, section 3)
 
     # ------------------------------------------------------------------ state
 

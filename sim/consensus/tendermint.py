@@ -20,6 +20,10 @@ Modelling choices and simplifications:
   else builds a block of what its mempool holds (empty blocks too: CometBFT's default
   ``create_empty_blocks = true``). Proposals carry the previous height's commit
   (n - f precommit signatures, CometBFT's LastCommit), counted in size and verification.
+- A proposal with a valid round carries its proof of lock (POL: who prevoted the value at
+  that round, their signatures counted in size and verification), as CometBFT gossips the
+  POL prevotes; a receiver counts them for L28. Without it, replicas holding an
+  equivocator's other prevote would never accept the value others locked on.
 - Gossip is reduced to direct broadcast: every message goes once to every node. Each
   origin broadcasts its transactions to every mempool; transactions stay in mempools
   until committed.
@@ -40,6 +44,7 @@ from typing import Any
 from pydantic import Field
 
 from sim.consensus.base import MESSAGE_HEADER_BYTES, Message, Protocol, ProtocolParams, register_protocol
+from sim.faults.byzantine import other_digest
 from sim.ledger import Block
 from sim.node.context import Timer
 from sim.workload.transaction import Transaction
@@ -105,13 +110,17 @@ class Proposal(Message):
     block: Block
     valid_round: int
     last_commit_signatures: int
+    #: the proof of lock (POL): senders of the +2/3 prevotes for ``pol_hash`` at ``valid_round``
+    pol: tuple[int, ...] = ()
+    pol_hash: bytes | None = None
 
     @property
     def signatures(self) -> int:  # type: ignore[override]
-        return 1 + self.last_commit_signatures
+        return 1 + self.last_commit_signatures + len(self.pol)
 
     def size_bytes(self) -> int:
-        return MESSAGE_HEADER_BYTES + 8 + self.block.size_bytes + self.last_commit_signatures * _SIG_BYTES
+        pol_bytes = len(self.pol) * (_SIG_BYTES + 8) + (_DIGEST_BYTES if self.pol else 0)
+        return MESSAGE_HEADER_BYTES + 8 + self.block.size_bytes + self.last_commit_signatures * _SIG_BYTES + pol_bytes
 
 
 @dataclass(frozen=True, slots=True)
@@ -125,6 +134,10 @@ class Prevote(Message):
     def size_bytes(self) -> int:
         return MESSAGE_HEADER_BYTES + _DIGEST_BYTES  # height and round ride in the header
 
+    def equivocal(self) -> Prevote | None:
+        """The same PREVOTE for another block; a nil vote has no conflicting variant here."""
+        return None if self.block_hash is None else Prevote(self.height, self.round, other_digest(self.block_hash))
+
 
 @dataclass(frozen=True, slots=True)
 class Precommit(Message):
@@ -136,6 +149,10 @@ class Precommit(Message):
 
     def size_bytes(self) -> int:
         return MESSAGE_HEADER_BYTES + _DIGEST_BYTES
+
+    def equivocal(self) -> Precommit | None:
+        """The same PRECOMMIT for another block; a nil vote has no conflicting variant here."""
+        return None if self.block_hash is None else Precommit(self.height, self.round, other_digest(self.block_hash))
 
 
 @dataclass(frozen=True, slots=True)
@@ -198,6 +215,11 @@ class Tendermint(Protocol):
         assert isinstance(params, TendermintParams)
         return _faults(params.f, n_nodes)
 
+    @classmethod
+    def byzantine_tolerance(cls, params: ProtocolParams, n_nodes: int) -> int:
+        assert isinstance(params, TendermintParams)
+        return _faults(params.f, n_nodes)  # n >= 3f + 1 (Buchman et al. 2018, section II)
+
     # ---------------------------------------------------------------- state
 
     def on_start(self) -> None:
@@ -227,6 +249,7 @@ class Tendermint(Protocol):
         self.prevotes: dict[int, dict[int, bytes | None]] = {}
         self.precommits: dict[int, dict[int, bytes | None]] = {}
         self.senders: dict[int, set[int]] = {}
+        self.pol_votes: dict[tuple[int, bytes], set[int]] = {}  # (round, block) -> prevoters in POLs
         self.done: set[tuple[str, int]] = set()  # "for the first time" rules already run, by round
 
     def proposer(self, height: int, round: int) -> int:
@@ -264,7 +287,10 @@ class Tendermint(Protocol):
                 ctx.record("leader_elected", height=self.height, round=round, leader=proposer)
             value = self.valid_value if self.valid_value is not None else self._new_block(round)
             last_commit = self.quorum if self.height > 1 else 0
-            msg = Proposal(self.height, round, value, self.valid_round, last_commit)
+            pol: tuple[int, ...] = ()
+            if self.valid_value is not None:  # the prevotes that made it valid go along (CometBFT's POL)
+                pol = tuple(sorted(s for s, h in self.prevotes.get(self.valid_round, {}).items() if h == value.block_hash))
+            msg = Proposal(self.height, round, value, self.valid_round, last_commit, pol, value.block_hash if pol else None)
             ctx.broadcast(msg)
             self._store(ctx.node_id, msg)
         else:
@@ -294,6 +320,8 @@ class Tendermint(Protocol):
             if src != self.proposer(self.height, r) or r in self.proposals:
                 return
             self.proposals[r] = msg
+            if msg.pol and msg.pol_hash == msg.block.block_hash and msg.valid_round >= 0:
+                self.pol_votes.setdefault((msg.valid_round, msg.pol_hash), set()).update(msg.pol)
         else:
             table = self.prevotes if isinstance(msg, Prevote) else self.precommits
             votes = table.setdefault(r, {})
@@ -310,6 +338,15 @@ class Tendermint(Protocol):
     @staticmethod
     def _count(table: dict[int, dict[int, bytes | None]], round: int, block_hash: bytes | None) -> int:
         return sum(1 for h in table.get(round, {}).values() if h == block_hash)
+
+    def _pol_count(self, round: int, block_hash: bytes) -> int:
+        """Prevotes for ``block_hash`` at ``round``: received, or signed ones in a proposal's POL.
+
+        The POL matters when the voters equivocated: a replica may hold a Byzantine node's
+        prevote for another block at that round, and without the POL the replicas locked
+        on the block could never convince it (liveness after equivocation)."""
+        voters = {s for s, h in self.prevotes.get(round, {}).items() if h == block_hash}
+        return len(voters | self.pol_votes.get((round, block_hash), set()))
 
     def _evaluate(self) -> None:
         """Run the upon-rules of Algorithm 1 until none applies."""
@@ -332,7 +369,7 @@ class Tendermint(Protocol):
             v, vr = prop.block, prop.valid_round
             if vr == -1:  # L22
                 ok = self._valid(v) and (self.locked_round == -1 or self._is_locked_on(v))
-            elif 0 <= vr < r and self._count(self.prevotes, vr, v.block_hash) >= q:  # L28
+            elif 0 <= vr < r and self._pol_count(vr, v.block_hash) >= q:  # L28
                 ok = self._valid(v) and (self.locked_round <= vr or self._is_locked_on(v))
             else:
                 ok = None

@@ -19,8 +19,12 @@ refused by the node (``block_refused`` rows) in runs with Byzantine faults.
 Equivocation needs a conflicting variant of a message: messages that carry this
 node's blocks get sibling blocks (same height and parent, other content);
 messages without blocks conflict only if their class defines
-``Message.equivocal()`` (e.g. a vote for another digest). A message with neither
-goes to everyone unchanged.
+``Message.equivocal()`` (e.g. a vote for another digest, :func:`other_digest`). A
+message with neither goes to everyone unchanged. Colluders equivocate together: when
+a vote's variant names another digest in place of a block one of the group sent a
+sibling of, the variant names that sibling instead, so the variant half of the honest
+nodes sees the group vote for the sibling it received (with n = 4, two colluders and
+one honest node then form a quorum on each side: both halves can finalize).
 
 Simplifications: ``invalid`` corrupts the copies of its blocks that others
 receive, not its own state, so once the fault ends the node re-sends valid
@@ -46,11 +50,16 @@ if TYPE_CHECKING:
     from sim.node.node import Node
     from sim.workload.transaction import Transaction
 
-__all__ = ["Behaviour", "BlockGuard", "corrupt_block", "make_behaviour", "sibling_block"]
+__all__ = ["Behaviour", "BlockGuard", "corrupt_block", "make_behaviour", "other_digest", "sibling_block"]
 
 
 def _digest(tag: bytes, data: bytes) -> bytes:
     return hashlib.sha256(tag + data).digest()
+
+
+def other_digest(digest: bytes) -> bytes:
+    """A digest conflicting with ``digest``, for the equivocal variant of a vote."""
+    return _digest(b"equivocal", digest)
 
 
 def sibling_block(block: Block) -> Block:
@@ -230,18 +239,46 @@ class Invalid(_Rewriter):
 class Equivocate(_Rewriter):
     """Sends the original to one half of the honest nodes and a conflicting variant to the other."""
 
-    def __init__(self, *args: Any) -> None:
-        super().__init__(*args)
+    @property
+    def variant_half(self) -> frozenset[int]:
+        """Honest nodes that get the variants: the same for every colluder, read when sending
+        (a group that grows later changes who is honest)."""
         honest = sorted(set(range(self.sim.n)) - self.colluders)
-        self.variant_half = frozenset(honest[len(honest) // 2 :])  # the same for every colluder
+        return frozenset(honest[len(honest) // 2 :])
 
     def make_copy(self, block: Block) -> Block:
         return sibling_block(block)
+
+    def _group_sibling(self, digest: bytes) -> bytes | None:
+        """Hash of the sibling some colluder sent of the block ``digest`` (None if none)."""
+        mine = self._copies.get(digest)
+        if mine is not None:
+            return mine.block_hash
+        behaviours = self.sim.faults.behaviours if self.sim.faults is not None else ()
+        for b in behaviours:
+            if isinstance(b, Equivocate) and b.node_id in self.colluders and digest in b._copies:
+                return b._copies[digest].block_hash
+        return None
+
+    def _with_siblings(self, msg: Message, variant: Message) -> Message:
+        """``variant`` with each changed digest field naming the group's sibling, if there is one."""
+        if not dataclasses.is_dataclass(msg):
+            return variant
+        changes: dict[str, bytes] = {}
+        for f in dataclasses.fields(msg):
+            old = getattr(msg, f.name)
+            if isinstance(old, bytes) and getattr(variant, f.name) != old:
+                sibling = self._group_sibling(old)
+                if sibling is not None:
+                    changes[f.name] = sibling
+        return dataclasses.replace(variant, **changes) if changes else variant  # type: ignore[type-var]
 
     def to_honest(self, node: Node, dsts: list[int], msg: Message, ready_s: float) -> None:
         variant = msg.equivocal()
         if variant is None:
             variant = msg.map_blocks(self._rewrite)
+        else:
+            variant = self._with_siblings(msg, variant)
         second = [d for d in dsts if d in self.variant_half]
         if variant is msg or not second:
             self.sim.network.multicast(node.node_id, dsts, msg, ready_s)
