@@ -24,6 +24,7 @@ __all__ = [
     "cpu_by_node",
     "down_intervals",
     "fault_markers",
+    "first_crossing",
     "latency_cdf",
     "messages_by_node",
     "metric_vs_parameter",
@@ -33,6 +34,8 @@ __all__ = [
     "overview_figure",
     "recovery_times",
     "save_figure",
+    "scaling_exponent",
+    "scaling_figure",
     "table_heatmap",
     "throughput_by_group",
     "validation_chart",
@@ -323,6 +326,84 @@ def metric_vs_parameter(
         ax.legend(title=hue, fontsize="small")
     ax.grid(alpha=0.3)
     return ax
+
+
+def scaling_figure(
+    points: pd.DataFrame,
+    x: str,
+    metrics: Sequence[str],
+    hue: str | None = None,
+    logy: Sequence[str] = (),
+    ncols: int = 2,
+    titles: dict[str, str] | None = None,
+) -> Figure:
+    """One :func:`metric_vs_parameter` panel per metric (mean and 95% band), in a grid.
+
+    Args:
+        points: the sweep's ``points`` table.
+        metrics: metric names (``<metric>_mean``/``<metric>_ci95`` columns).
+        logy: the metrics drawn on a log y axis (e.g. messages per transaction).
+        titles: metric -> panel title (default the metric name).
+    """
+    import matplotlib.pyplot as plt
+
+    nrows = -(-len(metrics) // ncols)
+    fig, axes = plt.subplots(nrows, ncols, figsize=(6 * ncols, 3.8 * nrows), squeeze=False)
+    flat = axes.ravel()
+    for ax, metric in zip(flat, metrics):
+        metric_vs_parameter(points, x, metric, hue=hue, ax=ax)
+        if metric in logy:
+            ax.set_yscale("log")
+        ax.set_title((titles or {}).get(metric, metric), fontsize="medium")
+        if ax is not flat[0] and ax.get_legend() is not None:
+            ax.get_legend().remove()
+    for ax in flat[len(metrics):]:
+        ax.set_axis_off()
+    fig.tight_layout()
+    return fig
+
+
+def scaling_exponent(
+    points: pd.DataFrame, x: str, metric: str, hue: str | None = None, min_x: float | None = None
+) -> pd.Series:
+    """Least-squares slope b of log(mean metric) against log(x), per ``hue``: metric ~ x^b.
+
+    Points with a non-positive or NaN mean, or with ``x`` below ``min_x``, are left out;
+    a group with fewer than two points left gets NaN.
+    """
+    groups = [(metric, points)] if hue is None else list(points.groupby(hue, sort=False))
+    slopes = {}
+    for name, group in groups:
+        xs = group[x].to_numpy(dtype=float)
+        ys = group[f"{metric}_mean"].to_numpy(dtype=float)
+        keep = np.isfinite(ys) & (ys > 0) & (xs > 0) & (xs >= (min_x if min_x is not None else -np.inf))
+        slopes[name] = float(np.polyfit(np.log(xs[keep]), np.log(ys[keep]), 1)[0]) if keep.sum() >= 2 else np.nan
+    return pd.Series(slopes, name=f"{metric} exponent", dtype=float)
+
+
+def first_crossing(
+    points: pd.DataFrame,
+    x: str,
+    metric: str,
+    hue: str | None = None,
+    above: float | None = None,
+    below: float | None = None,
+) -> pd.Series:
+    """Per ``hue``, the smallest ``x`` whose mean ``metric`` is above ``above`` (or below ``below``).
+
+    NaN where no point crosses. Exactly one of ``above`` and ``below`` must be given.
+    Used to locate knees, e.g. the first size whose throughput falls below 95% of the load.
+    """
+    if (above is None) == (below is None):
+        raise ValueError("give exactly one of above and below")
+    groups = [(metric, points)] if hue is None else list(points.groupby(hue, sort=False))
+    found = {}
+    for name, group in groups:
+        means = group[f"{metric}_mean"].to_numpy(dtype=float)
+        crossed = means > above if above is not None else means < below
+        xs = group[x].to_numpy(dtype=float)[crossed]
+        found[name] = float(xs.min()) if len(xs) else np.nan
+    return pd.Series(found, name=x, dtype=float)
 
 
 def validation_chart(table: pd.DataFrame, ax: Axes | None = None) -> Axes:

@@ -16,8 +16,11 @@ from sim.plots import (
     FAULT_ACTION_COLORS,
     down_intervals,
     fault_markers,
+    first_crossing,
     node_downtime,
     recovery_times,
+    scaling_exponent,
+    scaling_figure,
     table_heatmap,
     throughput_by_group,
 )
@@ -103,3 +106,46 @@ def test_table_heatmap_writes_every_finite_value() -> None:
     assert sorted(t.get_text() for t in ax.texts) == ["100%", "25%", "50%"]
     assert [t.get_text() for t in ax.get_yticklabels()] == ["r1", "r2"]
     assert ax.get_ylabel() == "row"
+
+
+# ---------------------------------------------------------------- scaling
+
+
+SCALING = pd.DataFrame(
+    {
+        "protocol": ["a", "a", "a", "b", "b", "b"],
+        "n": [4, 8, 16, 4, 8, 16],
+        "messages_mean": [4.0, 8.0, 16.0, 16.0, 64.0, 256.0],  # a ~ n, b ~ n^2
+        "messages_ci95": [0.0] * 6,
+        "tps_mean": [100.0, 99.0, 80.0, 100.0, 100.0, 100.0],
+        "tps_ci95": [1.0] * 6,
+    }
+)
+
+
+def test_scaling_exponent_is_the_log_log_slope_per_group() -> None:
+    slopes = scaling_exponent(SCALING, "n", "messages", hue="protocol")
+    assert slopes.to_dict() == pytest.approx({"a": 1.0, "b": 2.0})
+    # from 8 up only two points remain in each group; below that a group gets NaN
+    assert scaling_exponent(SCALING, "n", "messages", hue="protocol", min_x=8)["b"] == pytest.approx(2.0)
+    assert np.isnan(scaling_exponent(SCALING, "n", "messages", hue="protocol", min_x=16)["a"])
+
+
+def test_first_crossing_finds_the_smallest_size_past_a_threshold() -> None:
+    below = first_crossing(SCALING, "n", "tps", hue="protocol", below=95.0)
+    assert below["a"] == 16.0 and np.isnan(below["b"])
+    assert first_crossing(SCALING, "n", "messages", hue="protocol", above=10.0).to_dict() == {"a": 16.0, "b": 4.0}
+    with pytest.raises(ValueError):
+        first_crossing(SCALING, "n", "tps", above=1.0, below=2.0)
+
+
+def test_scaling_figure_draws_one_panel_per_metric_with_log_axes_where_asked() -> None:
+    fig = scaling_figure(SCALING, "n", ["messages", "tps", "messages"], hue="protocol", logy=["messages"], ncols=2,
+                         titles={"tps": "throughput"})
+    axes = fig.axes
+    assert len(axes) == 4 and not axes[3].axison  # 3 panels, the 4th blank
+    assert [ax.get_yscale() for ax in axes[:3]] == ["log", "linear", "log"]
+    assert axes[1].get_title() == "throughput" and axes[0].get_title() == "messages"
+    assert [line.get_label() for line in axes[0].lines] == ["a", "b"]
+    np.testing.assert_array_equal(axes[0].lines[1].get_ydata(), [16.0, 64.0, 256.0])
+    assert axes[0].get_legend() is not None and axes[1].get_legend() is None

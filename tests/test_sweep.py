@@ -82,10 +82,13 @@ def test_seeds_and_run_keys_are_fixed_numbers_on_every_machine() -> None:
 
 def test_toml_dotted_grid_keys_are_flattened(tmp_path: Path) -> None:
     text = (ROOT / "experiments" / "scalability.toml").read_text()
-    assert "protocol.name = [" in text  # written unquoted, which TOML nests as tables
+    assert "network.nodes = [" in text  # written unquoted, which TOML nests as tables
     plan = plan_sweep(ROOT / "experiments" / "scalability.toml")
-    assert plan.params == ["protocol.name", "network.nodes"]
-    assert len(plan.points) == 8 and len(plan.specs) == 24
+    assert plan.params == ["network.nodes", "protocol"]  # grid keys, then zip keys
+    assert len(plan.points) == 15 and len(plan.specs) == 45
+    # a zipped whole [protocol] table carries that protocol's own keys only
+    assert plan.points[4]["protocol"] == {"name": "clique", "max_block_tx": 500, "batch_timeout_s": 0.1, "period_s": 1.0}
+    assert plan.specs[3 * 4].scenario["protocol"]["period_s"] == 1.0 and plan.specs[3 * 4].scenario["network"]["nodes"] == 4
 
 
 def test_invalid_grid_is_an_error_before_anything_runs(tmp_path: Path) -> None:
