@@ -54,6 +54,8 @@ from typing import Any
 from pydantic import Field
 
 from sim.consensus.base import MESSAGE_HEADER_BYTES, Message, Protocol, ProtocolParams, register_protocol
+from sim.consensus.common import IdBits
+from sim.consensus.quorum import f_setting_problems, resolve_f
 from sim.faults.byzantine import other_digest
 from sim.ledger import GENESIS_HASH, Block
 from sim.node.context import Timer
@@ -68,33 +70,6 @@ _SYNC_MAX_BLOCKS = 32  # blocks in one SyncResponse
 _MAX_BUFFERED = 64  # proposals waiting for their missing ancestors
 
 
-def _faults(f: int | None, n: int) -> int:
-    return (n - 1) // 3 if f is None else f
-
-
-def _f_problems(f: int | None, n: int) -> list[str]:
-    if f is not None and n < 3 * f + 1:
-        return [f"f = {f} is impossible for n = {n} nodes: BFT needs n >= 3f + 1 (at most f = {(n - 1) // 3})"]
-    return []
-
-
-class _IdBits:
-    """A set of transaction ids (dense, counted from 0) as a growable bitmap."""
-
-    __slots__ = ("_bits",)
-
-    def __init__(self) -> None:
-        self._bits = bytearray()
-
-    def add(self, i: int) -> None:
-        j = i >> 3
-        if j >= len(self._bits):
-            self._bits.extend(bytes(j + 1 - len(self._bits) + 4096))
-        self._bits[j] |= 1 << (i & 7)
-
-    def __contains__(self, i: int) -> bool:
-        j = i >> 3
-        return j < len(self._bits) and bool(self._bits[j] >> (i & 7) & 1)
 
 
 @dataclass(frozen=True, slots=True)
@@ -235,7 +210,7 @@ class HotStuff(Protocol):
     @classmethod
     def check(cls, params: ProtocolParams, n_nodes: int) -> list[str]:
         assert isinstance(params, HotStuffParams)
-        problems = _f_problems(params.f, n_nodes)
+        problems = f_setting_problems(params.f, n_nodes)
         if params.batch_timeout_s >= params.view_timeout_s:
             problems.append(
                 f"batch_timeout_s = {params.batch_timeout_s} must be below view_timeout_s = "
@@ -249,7 +224,7 @@ class HotStuff(Protocol):
     def crash_tolerance(cls, params: ProtocolParams, n_nodes: int) -> int:
         assert isinstance(params, HotStuffParams)
         # commits need four consecutive live leaders; see the module docstring
-        return min(_faults(params.f, n_nodes), (n_nodes - 1) // 4)
+        return min(resolve_f(params.f, n_nodes), (n_nodes - 1) // 4)
 
     @classmethod
     def byzantine_tolerance(cls, params: ProtocolParams, n_nodes: int) -> int:
@@ -257,13 +232,13 @@ class HotStuff(Protocol):
         # f: safe with f Byzantine nodes, live once they behave. While they misbehave the
         # round-robin liveness limit of crash_tolerance applies, and strict_faults counts
         # Byzantine nodes against crash_tolerance too.
-        return _faults(params.f, n_nodes)
+        return resolve_f(params.f, n_nodes)
 
     # ---------------------------------------------------------------- state
 
     def on_start(self) -> None:
         n = self.ctx.n
-        self.f = _faults(self.params.f, n)
+        self.f = resolve_f(self.params.f, n)
         self.quorum = n - self.f
         genesis = _Entry(GENESIS_HASH, 0, 0, b"", GENESIS_QC, None)
         self.entries: dict[bytes, _Entry] = {GENESIS_HASH: genesis}  # uncommitted (and genesis)
@@ -277,7 +252,7 @@ class HotStuff(Protocol):
         self.view_deadline_s = 0.0
         self.view_timer: Timer | None = None
         self.sweep_timer: Timer | None = None
-        self.committed_ids = _IdBits()
+        self.committed_ids = IdBits()
         self.forwarded_s: dict[int, float] = {}  # own pending transactions -> last forward time
         self._reset_volatile()
         self._enter_view(1)

@@ -12,7 +12,7 @@ section 3). For n = 3f + 1 the smallest such quorum is the familiar 2f + 1.
 
 from __future__ import annotations
 
-__all__ = ["bft_quorum", "check_bft", "max_faulty"]
+__all__ = ["bft_quorum", "check_bft", "f_setting_problems", "max_faulty", "resolve_f"]
 
 
 def max_faulty(n: int) -> int:
@@ -36,4 +36,16 @@ def check_bft(n: int, f: int) -> list[str]:
         return [f"f = {f} faults: must be >= 0"]
     if n < 3 * f + 1:
         return [f"f = {f} needs n >= {3 * f + 1} nodes (n >= 3f + 1), got n = {n}; the most n = {n} tolerates is f = {max_faulty(n)}"]
+    return []
+
+
+def resolve_f(f: int | None, n: int) -> int:
+    """The configured f, or the most ``n`` replicas tolerate when it is None."""
+    return max_faulty(n) if f is None else f
+
+
+def f_setting_problems(f: int | None, n: int) -> list[str]:
+    """Problems with a configured ``f`` (None: derived, always fine) for ``n`` replicas."""
+    if f is not None and n < 3 * f + 1:
+        return [f"f = {f} is impossible for n = {n} nodes: BFT needs n >= 3f + 1 (at most f = {max_faulty(n)})"]
     return []

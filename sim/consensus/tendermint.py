@@ -44,6 +44,8 @@ from typing import Any
 from pydantic import Field
 
 from sim.consensus.base import MESSAGE_HEADER_BYTES, Message, Protocol, ProtocolParams, register_protocol
+from sim.consensus.common import IdBits
+from sim.consensus.quorum import f_setting_problems, resolve_f
 from sim.faults.byzantine import other_digest
 from sim.ledger import Block
 from sim.node.context import Timer
@@ -57,33 +59,6 @@ _CATCHUP_MAX_BLOCKS = 32
 _MAX_FUTURE_MSGS_PER_NODE = 64  # next-height messages kept per node of the network
 
 
-def _faults(f: int | None, n: int) -> int:
-    return (n - 1) // 3 if f is None else f
-
-
-def _f_problems(f: int | None, n: int) -> list[str]:
-    if f is not None and n < 3 * f + 1:
-        return [f"f = {f} is impossible for n = {n} nodes: BFT needs n >= 3f + 1 (at most f = {(n - 1) // 3})"]
-    return []
-
-
-class _IdBits:
-    """A set of transaction ids (dense, counted from 0) as a growable bitmap."""
-
-    __slots__ = ("_bits",)
-
-    def __init__(self) -> None:
-        self._bits = bytearray()
-
-    def add(self, i: int) -> None:
-        j = i >> 3
-        if j >= len(self._bits):
-            self._bits.extend(bytes(j + 1 - len(self._bits) + 4096))
-        self._bits[j] |= 1 << (i & 7)
-
-    def __contains__(self, i: int) -> bool:
-        j = i >> 3
-        return j < len(self._bits) and bool(self._bits[j] >> (i & 7) & 1)
 
 
 @dataclass(frozen=True, slots=True)
@@ -208,28 +183,28 @@ class Tendermint(Protocol):
     @classmethod
     def check(cls, params: ProtocolParams, n_nodes: int) -> list[str]:
         assert isinstance(params, TendermintParams)
-        return _f_problems(params.f, n_nodes)
+        return f_setting_problems(params.f, n_nodes)
 
     @classmethod
     def crash_tolerance(cls, params: ProtocolParams, n_nodes: int) -> int:
         assert isinstance(params, TendermintParams)
-        return _faults(params.f, n_nodes)
+        return resolve_f(params.f, n_nodes)
 
     @classmethod
     def byzantine_tolerance(cls, params: ProtocolParams, n_nodes: int) -> int:
         assert isinstance(params, TendermintParams)
-        return _faults(params.f, n_nodes)  # n >= 3f + 1 (Buchman et al. 2018, section II)
+        return resolve_f(params.f, n_nodes)  # n >= 3f + 1 (Buchman et al. 2018, section II)
 
     # ---------------------------------------------------------------- state
 
     def on_start(self) -> None:
-        self.f = _faults(self.params.f, self.ctx.n)
+        self.f = resolve_f(self.params.f, self.ctx.n)
         self.quorum = self.ctx.n - self.f
         self.height = self.ctx.ledger_height + 1
         self.round = 0
         self.step = "propose"  # propose | prevote | precommit | new_height (timeout_commit wait)
         self.decided: list[Block] = []  # by height - 1, served to replicas catching up
-        self.committed_ids = _IdBits()
+        self.committed_ids = IdBits()
         self.future: list[tuple[int, Message]] = []  # messages of the next height
         self.catchup_timer: Timer | None = None
         self.catchup_asked_s = -1e18
