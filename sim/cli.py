@@ -409,7 +409,7 @@ def capacity(
                    f"(bracket {width})")
     if result.status == "found" and replications > 1:
         cons = result.conservative
-        click.echo(f"  with 95% confidence (each SLO met by the CI bound at every value tried up to it): "
+        click.echo("  with 95% confidence (each SLO met by the CI bound at every value tried up to it): "
                    + (f"{vary} >= {cons:g}" if cons is not None else "no value tried qualifies; add replications"))
     for label, value in (("at capacity", lo), ("first failing", hi)):
         e = result.at(value)

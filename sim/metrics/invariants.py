@@ -7,7 +7,6 @@ Byzantine (a fault may make a node Byzantine for a while; see sim/faults).
 
 from __future__ import annotations
 
-import math
 from collections.abc import Collection, Iterable, Mapping, Sequence
 from typing import Any
 
