@@ -9,11 +9,8 @@ generated schedule is within tolerance.
 
 from __future__ import annotations
 
-import math
 from typing import Any
 
-import pandas as pd
-import pytest
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
