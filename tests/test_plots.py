@@ -12,11 +12,15 @@ import pandas as pd
 import pytest
 from matplotlib.colors import to_rgba
 
+from sim.experiment.capacity import CapacityResult, Evaluation
 from sim.plots import (
     FAULT_ACTION_COLORS,
+    capacity_search,
     down_intervals,
     fault_markers,
     first_crossing,
+    latency_by_period,
+    latency_quantile_by_period,
     node_downtime,
     recovery_times,
     scaling_exponent,
@@ -149,3 +153,48 @@ def test_scaling_figure_draws_one_panel_per_metric_with_log_axes_where_asked() -
     assert [line.get_label() for line in axes[0].lines] == ["a", "b"]
     np.testing.assert_array_equal(axes[0].lines[1].get_ydata(), [16.0, 64.0, 256.0])
     assert axes[0].get_legend() is not None and axes[1].get_legend() is None
+
+
+TX = pd.DataFrame(
+    {
+        "submit_s": [0.0, 1.0, 2.0, 9.9, 10.0, 10.5, 25.0],
+        "latency_s": [1.0, 3.0, 2.0, 4.0, 0.5, np.nan, np.nan],
+    }
+)
+
+
+def test_latency_by_period_groups_by_submit_time_and_counts_uncommitted() -> None:
+    table = latency_by_period(TX, period_s=10.0, quantile=0.5)
+    assert table["period"].tolist() == [0, 1, 2]
+    assert table["start_s"].tolist() == [0.0, 10.0, 20.0]
+    assert table["submitted"].tolist() == [4, 2, 1]
+    assert table["committed"].tolist() == [4, 1, 0]
+    # median of 1, 3, 2, 4 (linear interpolation) = 2.5; of 0.5 alone = 0.5; none committed: NaN
+    assert table["latency_q_s"].iloc[0] == pytest.approx(2.5)
+    assert table["latency_q_s"].iloc[1] == pytest.approx(0.5)
+    assert np.isnan(table["latency_q_s"].iloc[2])
+    assert latency_by_period(TX, 10.0, 1.0)["latency_q_s"].iloc[0] == pytest.approx(4.0)
+
+
+def test_latency_quantile_by_period_draws_the_quantiles_and_the_slo() -> None:
+    ax = latency_quantile_by_period(TX, period_s=10.0, quantile=1.0, slo_s=2.0)
+    line = ax.lines[0]
+    assert list(line.get_xdata()) == [0, 1, 2]
+    assert list(line.get_ydata())[:2] == [4.0, 0.5]
+    assert ax.lines[1].get_ydata()[0] == 2.0  # the SLO bound
+
+
+def test_capacity_search_colours_evaluations_by_verdict_and_marks_the_knee() -> None:
+    def ev(value: float, meets: bool, p99: float) -> Evaluation:
+        return Evaluation(value, meets, 2, 0, 2 if meets else 0, {"latency_p99_s": (p99, 0.1), "throughput_tps": (value, 0.0)})
+
+    result = CapacityResult("workload.rate_tps", ["latency_p99_s<=2"], "mean", 2, 200.0, 400.0, "found",
+                            [ev(400.0, False, 3.0), ev(100.0, True, 0.5), ev(200.0, True, 1.5)])
+    ax = capacity_search(result, "latency_p99_s", bound=2.0)
+    meets, fails = ax.containers  # one errorbar container per verdict, meets first
+    assert list(meets.lines[0].get_xdata()) == [100.0, 200.0]
+    assert list(meets.lines[0].get_ydata()) == [0.5, 1.5]
+    assert list(fails.lines[0].get_xdata()) == [400.0]
+    vertical = [line for line in ax.lines if list(line.get_xdata()) == [200.0, 200.0]]
+    horizontal = [line for line in ax.lines if list(line.get_ydata()) == [2.0, 2.0]]
+    assert len(vertical) == 1 and len(horizontal) == 1
