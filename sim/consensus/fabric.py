@@ -40,7 +40,14 @@ from typing import Any, Literal
 
 from pydantic import Field
 
-from sim.consensus.base import MESSAGE_HEADER_BYTES, Message, Protocol, ProtocolParams, register_protocol
+from sim.consensus.base import (
+    MESSAGE_HEADER_BYTES,
+    Message,
+    Protocol,
+    ProtocolParams,
+    register_protocol,
+)
+from sim.consensus.common import BlockMsg, ForwardTx
 from sim.consensus.raft import Raft, RaftParams
 from sim.contracts.base import Call, Endorsed, Result
 from sim.contracts.state import RWSet
@@ -89,27 +96,13 @@ class ProposalResponse(Message):
 
 
 @dataclass(frozen=True, slots=True)
-class Broadcast(Message):
-    """An endorsed envelope submitted to an ordering node."""
-
-    tx: Transaction
-    carries_txs = True
-
-    def size_bytes(self) -> int:
-        return MESSAGE_HEADER_BYTES + self.tx.size_bytes
-
-    def tx_ids(self) -> tuple[int, ...]:
-        return (self.tx.tx_id,)
+class Broadcast(ForwardTx):
+    """An endorsed envelope submitted to an ordering node (its own name in the messages table)."""
 
 
 @dataclass(frozen=True, slots=True)
-class DeliverBlock(Message):
-    """A committed block pushed by an orderer to a subscribed peer."""
-
-    block: Block
-
-    def size_bytes(self) -> int:
-        return MESSAGE_HEADER_BYTES + self.block.size_bytes
+class DeliverBlock(BlockMsg):
+    """A committed block pushed by an orderer to a subscribed peer (its own name in the messages table)."""
 
 
 @dataclass(frozen=True, slots=True)
