@@ -44,8 +44,15 @@ class PbftViewChange:
     """View-change half of :class:`~sim.consensus.pbft.Pbft` (a mixin: it uses Pbft's state)."""
 
     def _arm_request_timer(self: Pbft) -> None:
-        """Run the view-change timer for the oldest request this backup waits for."""
-        if self.request_timer is not None or not self.active or self.is_primary:
+        """Run the view-change timer for the oldest request this backup waits for.
+
+        The timer is re-armed at every executed block; to spare a SimPy event each time
+        it is a deadline (``request_due_s``) served by at most one pending node timer: a
+        wake-up that comes before the deadline only schedules the next one
+        (:meth:`_on_request_wake`), so it still expires exactly ``_timeout_s()`` after
+        it was last armed.
+        """
+        if self.request_due_s is not None or not self.active or self.is_primary:
             return
         watch = next((tx.tx_id for tx in self.ctx.mempool if tx.tx_id not in self.executed), None)
         if watch is None:  # the first request in a pre-prepare above what this replica executed
@@ -56,8 +63,43 @@ class PbftViewChange:
             pending = (self._slot_txs(s) for s in range(first, top) if s in self.log)
             watch = next((t for txs in pending for t in txs if t not in self.executed), None)
         self.watch = watch
-        if watch is not None:
-            self.request_timer = self.ctx.set_timer(self._timeout_s(), "request", watch)
+        if watch is None:
+            return
+        timeout_s = self._timeout_s()
+        self.request_due_s = self.ctx.now + timeout_s
+        if self.request_timer is not None and self.request_timer.fire_s > self.request_due_s:
+            self.ctx.cancel_timer(self.request_timer)
+            self.request_timer = None
+        if self.request_timer is None:
+            self.request_timer = self.ctx.set_timer(timeout_s, "request", None)
+
+    def _disarm_request_timer(self: Pbft) -> None:
+        """Stop the view-change timer; a pending wake-up stays and finds it disarmed."""
+        self.request_due_s = None
+
+    def _stop_request_timer(self: Pbft) -> None:
+        """Stop the view-change timer and drop its pending wake-up."""
+        self.ctx.cancel_timer(self.request_timer)
+        self.request_timer = self.request_due_s = None
+
+    def _on_request_wake(self: Pbft) -> None:
+        """The request timer's node timer fired: expire, or sleep on to the deadline."""
+        self.request_timer = None
+        due = self.request_due_s
+        if due is None:
+            return
+        if due > self.ctx.now:
+            self.request_timer = self.ctx.set_timer(due - self.ctx.now, "request", None)
+            return
+        self.request_due_s = None
+        watch = self.watch
+        if not self.active or self.is_primary or watch in self.executed:
+            self._arm_request_timer()
+        elif watch not in self.nudged:
+            self._nudge(watch)
+            self._arm_request_timer()
+        else:
+            self._start_view_change(self.view + 1, "request timeout")
 
     def _slot_txs(self: Pbft, seq: int) -> tuple[int, ...]:
         pp = self.log[seq].pp
@@ -97,9 +139,9 @@ class PbftViewChange:
             self.backlog = []
         self.view, self.active = view, False
         self.backoff += 1
-        ctx.cancel_timer(self.request_timer)
+        self._stop_request_timer()
         ctx.cancel_timer(self.new_view_timer)
-        self.request_timer = self.new_view_timer = None
+        self.new_view_timer = None
         certs = tuple(self.pcerts[s] for s in sorted(self.pcerts) if s > self.stable_seq)
         vc = ViewChange(view, ctx.node_id, self.stable_seq, self.stable_digest, self.stable_proof, certs)
         ctx.broadcast(vc)
@@ -179,8 +221,8 @@ class PbftViewChange:
         # inactive until the view is set up: nothing below may propose or forward yet
         self.view, self.active = nv.view, False
         ctx.cancel_timer(self.new_view_timer)
-        ctx.cancel_timer(self.request_timer)
-        self.new_view_timer = self.request_timer = None
+        self._stop_request_timer()
+        self.new_view_timer = None
         self.vc_msgs = {w: m for w, m in self.vc_msgs.items() if w > nv.view}
         self.future_senders = {w: s for w, s in self.future_senders.items() if w > nv.view}
         self.log, self.ordered = {}, set()

@@ -175,7 +175,8 @@ class Pbft(PbftViewChange, PbftRepair, PbftPhaseMode, Protocol):
         self.future: list[tuple[int, Message]] = []
         self.future_senders: dict[int, set[int]] = {}
         self.fetching = 0
-        self.request_timer: Timer | None = None
+        self.request_timer: Timer | None = None  # pending wake-up of the request timer
+        self.request_due_s: float | None = None  # when the request timer expires (None: disarmed)
         self.watch: int | None = None
         self.new_view_timer: Timer | None = None
         self.cutter = BlockCutter(ctx, p, self._propose)
@@ -399,8 +400,7 @@ class Pbft(PbftViewChange, PbftRepair, PbftPhaseMode, Protocol):
             ctx.broadcast(Checkpoint(block.height, ctx.ledger_head_hash))
             self._add_checkpoint(me, block.height, ctx.ledger_head_hash)
         if self.watch is not None and self.watch in self.executed:
-            ctx.cancel_timer(self.request_timer)
-            self.request_timer = None
+            self._disarm_request_timer()
             self._arm_request_timer()
 
     def _on_reply(self, src: int, msg: Reply) -> None:
@@ -425,14 +425,7 @@ class Pbft(PbftViewChange, PbftRepair, PbftPhaseMode, Protocol):
         if name == "batch_timeout":
             self.cutter.on_timer()
         elif name == "request":
-            self.request_timer = None
-            if not self.active or self.is_primary or data in self.executed:
-                self._arm_request_timer()
-            elif data not in self.nudged:
-                self._nudge(data)
-                self._arm_request_timer()
-            else:
-                self._start_view_change(self.view + 1, "request timeout")
+            self._on_request_wake()
         elif name == "client":
             self.client_timer = None
             self._client_retransmit(self.params.view_change_timeout_s)
@@ -474,7 +467,7 @@ class Pbft(PbftViewChange, PbftRepair, PbftPhaseMode, Protocol):
         self.own, self.nudged, self.answered, self.replies, self.resent_s = set(), set(), set(), {}, {}
         self.lag_timer = self.status_timer = self.client_timer = None
         self.future, self.future_senders = [], {}
-        self.request_timer = self.new_view_timer = None
+        self.request_timer = self.new_view_timer = self.request_due_s = None
         self.fetching = 0
 
     def on_recover(self) -> None:
