@@ -77,8 +77,9 @@ class PbftPhaseMode:
             with np.errstate(invalid="ignore"):  # inf - inf where a replica never gets there
                 now_s = np.where(np.isfinite(at), done - at, 0.0)
             later_s = sent.received * cost_s - now_s
+            # woken when the quorum is verified, not when it is complete: one event, not two
             votes.schedule(
-                at, lambda j: PhaseQuorum(stage, pp, prepare_round, commit_round, float(now_s[j]), float(later_s[j]))
+                done, lambda j: PhaseQuorum(stage, pp, prepare_round, commit_round, float(now_s[j]), float(later_s[j]))
             )
 
     def _on_phase_event(self: Pbft, src: int, msg: PhaseQuorum) -> None:
@@ -110,7 +111,8 @@ class PbftPhaseMode:
         elif msg.commits.check(me) != "ready":
             return
         ctx = self.ctx
-        done_s = ctx.cpu(msg.cpu_now_s)
+        votes = msg.prepares if msg.stage == "prepared" else msg.commits
+        done_s = ctx.cpu_since(votes.ready_quorum_s, msg.cpu_now_s)  # verifying since the quorum was complete
         if msg.cpu_later_s > 0:
             ctx.cpu(msg.cpu_later_s)
         if done_s > ctx.now:

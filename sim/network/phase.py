@@ -286,6 +286,8 @@ class QuorumRound:
         # order statistics only for receivers that can wake (O(n) per decision, not O(n^2))
         self._finite = np.isfinite(arrival_s)
         self._have = np.zeros(arrival_s.shape[0], dtype=np.int64)
+        #: the quorum time :meth:`check` last found ready (when the receiver's quorum was complete)
+        self.ready_quorum_s = -np.inf
 
     def schedule(self, at_s: np.ndarray, make_msg: Callable[[int], Message]) -> None:
         """Deliver ``make_msg(j)`` to each receiver j at ``at_s[j]`` (kept for re-delivery)."""
@@ -309,6 +311,7 @@ class QuorumRound:
         now = self.network.env.now
         at = self.quorum_time(receiver)
         if at <= now + tolerance_s:
+            self.ready_quorum_s = at
             return "ready"
         if np.isfinite(at):
             self.network.deliver_at(receiver, receiver, self.messages[receiver], at)

@@ -142,6 +142,16 @@ class NodeContext:
         """Queue ``cost_s`` seconds of work on this node's CPU; return its completion time."""
         return self._node.cpu_work(cost_s)
 
+    def cpu_since(self, start_s: float, cost_s: float) -> float:
+        """Queue ``cost_s`` seconds of work that was ready at ``start_s`` (at most now).
+
+        For phase mode, which wakes a replica when its quorum is verified rather than
+        when it is complete: the verification is queued as of the earlier time, so an
+        idle CPU finishes it now. Work queued in between is not held back by it (at
+        most ``cost_s`` of error, stated in :mod:`sim.network.phase`).
+        """
+        return self._node.cpu.reserve(min(start_s, self.now), cost_s)
+
     @property
     def sign_s(self) -> float:
         """CPU seconds to sign one message."""
