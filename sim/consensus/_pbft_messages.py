@@ -245,6 +245,7 @@ class PhaseQuorum(Message):
     commits: Any = field(repr=False)  # QuorumRound of the commit phase
     cpu_now_s: float
     cpu_later_s: float
+    replies: Any = field(default=None, repr=False)  # ReplyRound of the block's replies
     signatures = 0  # type: ignore[misc]  # the CPU cost is in cpu_now_s and cpu_later_s
 
     @property

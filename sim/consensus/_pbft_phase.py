@@ -36,6 +36,10 @@ if TYPE_CHECKING:
 
 __all__ = ["PbftPhaseMode"]
 
+#: a wake-up scheduled at the verified time ``start + cost`` may come back as ``now``
+#: that differs in the last bit; waiting for such a difference would cost an event
+_ROUNDING_S = 1e-12
+
 
 class PbftPhaseMode:
     """Phase-mode half of :class:`~sim.consensus.pbft.Pbft` (a mixin: it uses Pbft's state)."""
@@ -67,8 +71,12 @@ class PbftPhaseMode:
 
         prepare_round = QuorumRound(net, prepares.arrival_s, backups, prepare_need)
         commit_round = QuorumRound(net, commits.arrival_s, senders, commit_need)
+        replies = self._reply_phase(pp, links, committed)
+        self.log[pp.seq].reply_round = replies
         PhaseDelivery(net).deliver(
-            arrival, lambda j: PhaseQuorum("pre-prepare", pp, prepare_round, commit_round, pp_cost_s, 0.0), src=me
+            arrival,
+            lambda j: PhaseQuorum("pre-prepare", pp, prepare_round, commit_round, pp_cost_s, 0.0, replies),
+            src=me,
         )
         for stage, votes, at, done, sent in (
             ("prepared", prepare_round, prepare_at, prepared, prepares),
@@ -92,7 +100,7 @@ class PbftPhaseMode:
             slot = self._slot(pp.seq) if in_view and src == self.primary(self.view) else None
             accepted = slot is not None and slot.pp is None
             if accepted:
-                self._accept(pp.seq, pp, phased=True)
+                self._accept(pp.seq, pp, phased=True).reply_round = msg.replies
                 self._arm_request_timer()
             msg.prepares.decide(me, accepted)
             self.ctx.cpu(msg.cpu_now_s)
@@ -115,7 +123,7 @@ class PbftPhaseMode:
         done_s = ctx.cpu_since(votes.ready_quorum_s, msg.cpu_now_s)  # verifying since the quorum was complete
         if msg.cpu_later_s > 0:
             ctx.cpu(msg.cpu_later_s)
-        if done_s > ctx.now:
+        if done_s > ctx.now + _ROUNDING_S:
             ctx.set_timer(done_s - ctx.now, "phase", msg)
         else:
             self._phase_apply(msg)

@@ -63,6 +63,7 @@ from sim.consensus._pbft_messages import (
     ViewChange,
 )
 from sim.consensus._pbft_phase import PbftPhaseMode
+from sim.consensus._pbft_replies import PbftReplyPhase, PhaseReply
 from sim.consensus._pbft_repair import PbftRepair
 from sim.consensus._pbft_view_change import PbftViewChange
 from sim.consensus.base import Message, Protocol, ProtocolParams, register_protocol
@@ -99,10 +100,11 @@ class _Slot:
     committed: bool = False
     touched_s: float = 0.0  # when the pre-prepare was accepted or the last vote arrived
     phased: bool = False  # its prepare and commit phases run in phase mode
+    reply_round: Any = None  # phase mode: the block's replies (sim.consensus._pbft_replies.ReplyRound)
 
 
 @register_protocol
-class Pbft(PbftViewChange, PbftRepair, PbftPhaseMode, Protocol):
+class Pbft(PbftViewChange, PbftRepair, PbftPhaseMode, PbftReplyPhase, Protocol):
     """PBFT with checkpoints, view changes and a vectorized normal case in phase mode."""
 
     name = "pbft"
@@ -187,6 +189,7 @@ class Pbft(PbftViewChange, PbftRepair, PbftPhaseMode, Protocol):
             Checkpoint: self._on_checkpoint, ViewChange: self._on_view_change, NewView: self._on_new_view,
             FetchState: self._on_fetch_state, StateReply: self._on_state_reply,
             FetchNewView: self._on_fetch_new_view, PhaseQuorum: self._on_phase_event,
+            PhaseReply: self._on_phase_reply,
         }  # fmt: skip
         if self.is_primary:
             ctx.record("leader_elected", view=0, leader=ctx.node_id)
@@ -363,15 +366,16 @@ class Pbft(PbftViewChange, PbftRepair, PbftPhaseMode, Protocol):
                 # committed in an old view on a parent that no replica executed: a later
                 # view rebuilt this block on the parent that won (see chain repair)
                 break
-            self._execute(slot.pp.block, slot.pp.txs)
+            self._execute(slot.pp.block, slot.pp.txs, slot.reply_round)
         self._watch_lag()
 
     # ------------------------------------------------- execution and replies
 
-    def _execute(self, block: Block, txs: tuple[Transaction, ...] | None) -> None:
-        """Deliver ``block``; reply to its origins (``txs`` None: came by state transfer)."""
+    def _execute(self, block: Block, txs: tuple[Transaction, ...] | None, reply_round: Any = None) -> None:
+        """Deliver ``block``; reply to its origins (``txs`` None: came by state transfer;
+        ``reply_round``: phase mode computed the replies, this replica only confirms them)."""
         ctx, me = self.ctx, self.ctx.node_id
-        ctx.deliver_block(block)
+        executed_s = ctx.deliver_block(block)
         self.chain.append(block)
         self.backoff = 0
         ids = block.tx_ids
@@ -381,9 +385,15 @@ class Pbft(PbftViewChange, PbftRepair, PbftPhaseMode, Protocol):
         by_origin: dict[int, list[int]] = {}
         for tx in txs or ():
             by_origin.setdefault(tx.origin, []).append(tx.tx_id)
-        for origin, origin_ids in by_origin.items():
-            if origin != me:
-                ctx.send(origin, Reply(self.view, block.height, block.block_hash, tuple(origin_ids)))
+        if reply_round is not None and txs is not None:
+            others = len(by_origin) - (me in by_origin)
+            if others:
+                ctx.cpu(others * ctx.sign_s)  # signing the replies phase mode sends on its behalf
+            reply_round.confirm(me, executed_s)
+        else:
+            for origin, origin_ids in by_origin.items():
+                if origin != me:
+                    ctx.send(origin, Reply(self.view, block.height, block.block_hash, tuple(origin_ids)))
         own = tuple(t for t in ids if t in self.own)
         if own:
             self.own.difference_update(own)
@@ -445,6 +455,8 @@ class Pbft(PbftViewChange, PbftRepair, PbftPhaseMode, Protocol):
             self._count_reply(self.ctx.node_id, *data)
         elif name == "phase":
             self._phase_apply(data)
+        elif name == "phase_reply":
+            self._phase_replied(data)
         elif name == "fetch" and self.ctx.ledger_height < data[0] and data[0] == self.fetching:
             self.fetching = 0
             self._fetch_state(*data)

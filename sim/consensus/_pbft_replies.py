@@ -1,0 +1,233 @@
+"""Phase mode of ``pbft``: the REPLY phase of one block computed with numpy.
+
+In message mode every replica that executes a block sends one REPLY to each origin node
+of the block's transactions, and an origin's clients learn their transactions are final
+with f + 1 matching replies (its own execution counts as one). At 1,000 replicas and a
+few hundred origins per block that is hundreds of thousands of message events per
+block. Phase mode computes, when the primary sends the pre-prepare, every replica's
+reply arrival at every origin from the replicas' estimated execution times and
+schedules one event per origin, at the time its f + 1-th reply is verified.
+
+Each replica's replies leave as in message mode: when it executes the block at
+``base_s`` (its CPU has run the block), it signs one reply per origin other than itself,
+in the order the origins first appear in the block, ``sign_s`` each, and the uplink sends
+them one after the other; a reply to origin o arrives ``size * 8 / bandwidth +
+delay[j, o]`` after it leaves. Its own reply counts once it has signed the others.
+
+The estimates use a lower bound of each replica's execution time (its estimated commit
+time; execution cost not included). Replicas confirm when they really execute, with
+their real ``base_s`` (:meth:`ReplyRound.confirm`), which moves their column later.
+An origin woken too early re-checks at the earliest time its quorum could be complete:
+confirmed replies at their times, the others no earlier than they could still arrive
+(now + their travel time); so it confirms exactly when f + 1 replies have arrived,
+whatever the estimates were. Replicas that never execute the block never count.
+
+Approximations (exact with zero CPU costs and no jitter): the origin's verification of
+replies uses :func:`sim.network.phase.quorum_done`'s estimate (its own reply is charged
+like the others, at most one verification too many); the uplink is assumed free of
+other traffic when the replies leave; link state is read at the pre-prepare.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from typing import TYPE_CHECKING
+
+import numpy as np
+
+from sim.consensus._pbft_messages import Reply
+from sim.network.phase import LinkSnapshot, quorum_done
+
+if TYPE_CHECKING:
+    from sim.consensus._pbft_messages import PrePrepare
+    from sim.consensus.pbft import Pbft
+    from sim.network.network import Network
+
+__all__ = ["PbftReplyPhase", "PhaseReply", "ReplyRound"]
+
+#: a wake-up scheduled at the verified time ``start + cost`` may come back as ``now``
+#: that differs in the last bit; waiting for such a difference would cost an event
+_ROUNDING_S = 1e-12
+
+
+class ReplyRound:
+    """The replies of one block to its origins (rows) from every replica (columns).
+
+    Args:
+        network: delivers the origins' events.
+        arrival_s: (r, n) estimated arrival of replica j's reply at origin row o
+            (``inf``: never; the origin's own column is when its own reply counts).
+        travel_s: (r, n) arrival minus the replica's execution time (>= 0).
+        base_s: (n,) the replica execution times the estimates assumed.
+        origins: (r,) node id of each row.
+        need: replies an origin needs (f + 1, its own included).
+    """
+
+    def __init__(
+        self,
+        network: Network,
+        arrival_s: np.ndarray,
+        travel_s: np.ndarray,
+        base_s: np.ndarray,
+        origins: np.ndarray,
+        need: int,
+    ) -> None:
+        self.network = network
+        self.arrival_s = arrival_s
+        self.travel_s = travel_s
+        self.base_s = base_s
+        self.row = {int(o): r for r, o in enumerate(origins.tolist())}
+        self.need = need
+        self.confirmed = np.zeros(arrival_s.shape[1], dtype=bool)
+        self._finite = np.isfinite(arrival_s)
+        self._have = np.zeros(arrival_s.shape[0], dtype=np.int64)
+        self.parked: dict[int, PhaseReply] = {}
+        #: the quorum time :meth:`check` last found ready
+        self.ready_quorum_s = -np.inf
+
+    def _kth(self, values: np.ndarray) -> float:
+        if len(values) < self.need:
+            return np.inf
+        return float(np.partition(values, self.need - 1)[self.need - 1])
+
+    def confirm(self, replica: int, base_s: float) -> None:
+        """``replica`` executed the block at ``base_s``: its replies leave from then on."""
+        if self.confirmed[replica]:
+            return
+        self.confirmed[replica] = True
+        shift_s = base_s - self.base_s[replica]
+        if shift_s != 0.0:
+            self.arrival_s[:, replica] += shift_s
+        self._have += self._finite[:, replica]
+        if not self.parked:
+            return
+        now = self.network.env.now
+        for row in [r for r in self.parked if self._have[r] >= self.need]:
+            msg = self.parked.pop(row)
+            self.network.deliver_at(msg.origin, msg.origin, msg, now)
+
+    def check(self, msg: PhaseReply, tolerance_s: float = 1e-9) -> bool:
+        """True if ``msg``'s origin holds f + 1 replies now; otherwise re-schedules or parks it."""
+        row, now = msg.row, self.network.env.now
+        arrival = self.arrival_s[row]
+        done_s = self._kth(arrival[self.confirmed])
+        if done_s <= now + tolerance_s:
+            self.ready_quorum_s = done_s
+            return True
+        if not np.isfinite(done_s):  # fewer than f + 1 confirmed: wait for more
+            if np.count_nonzero(self._finite[row]) >= self.need:
+                self.parked[row] = msg
+            return False
+        # replicas yet to execute could still be faster: their replies leave after now
+        bound = np.where(self.confirmed, arrival, np.maximum(arrival, now + self.travel_s[row]))
+        at_s = min(done_s, self._kth(bound))
+        if at_s <= now:  # no travel time at all: look again when the next replica confirms
+            at_s = done_s
+        self.network.deliver_at(msg.origin, msg.origin, msg, at_s)
+        return False
+
+
+@dataclass(frozen=True, slots=True)
+class PhaseReply:
+    """Phase mode only, never on the wire: origin ``origin`` may hold f + 1 replies for a block."""
+
+    origin: int
+    row: int
+    seq: int
+    digest: bytes
+    tx_ids: tuple[int, ...]
+    round: ReplyRound
+    cpu_now_s: float
+    cpu_later_s: float
+    signatures = 0
+    carries_txs = False
+
+    def size_bytes(self) -> int:
+        return 0
+
+
+class PbftReplyPhase:
+    """Reply-phase half of :class:`~sim.consensus.pbft.Pbft` (a mixin: it uses Pbft's state)."""
+
+    def _reply_phase(self: Pbft, pp: PrePrepare, links: LinkSnapshot, executed_s: np.ndarray) -> ReplyRound | None:
+        """Primary: compute the replies of ``pp``'s block, given each replica's execution lower bound."""
+        by_origin: dict[int, list[int]] = {}
+        for tx in pp.txs:
+            by_origin.setdefault(tx.origin, []).append(tx.tx_id)
+        if not by_origin:
+            return None
+        ctx, net, n = self.ctx, self.ctx.network, self.ctx.n
+        origins = np.fromiter(by_origin, dtype=np.int64, count=len(by_origin))
+        r = len(origins)
+        block = pp.block
+        replies = [Reply(pp.view, block.height, block.block_hash, tuple(by_origin[o])) for o in origins.tolist()]
+        size = np.array([m.size_bytes() for m in replies], dtype=float)
+        # replica j signs and sends to the origins other than itself, in block order
+        rank_of = np.full(n, r)
+        rank_of[origins] = np.arange(r)
+        k = np.arange(r)[:, None]
+        pos = k - (rank_of[None, :] < k)  # place of row k's reply in column j's sending order
+        shifted = np.minimum(k + (k >= rank_of[None, :]), r - 1)  # row sent at place k by column j
+        tx_place = np.where(k < r - (rank_of[None, :] < r), size[shifted] * 8.0 / links.bandwidth_bps[None, :], 0.0)
+        sent_before = np.cumsum(tx_place, axis=0) - tx_place
+        sign_s = ctx.sign_s
+        # leave_k = max over i <= k of (ready_i + serialization of i..k-1), ready_i = (i + 1) sign
+        leave_place = sent_before + np.maximum.accumulate((k + 1) * sign_s - sent_before, axis=0)
+        travel = np.take_along_axis(leave_place + tx_place, pos, axis=0)  # by row, not place
+        travel += links.delay_s[:, origins].T + links.extra_delay_s
+        rng = net.links_rng
+        if links.jitter_s > 0:
+            travel += rng.uniform(0.0, links.jitter_s, size=(r, n))
+        executes = np.isfinite(executed_s)  # replicas expected to execute the block (and reply)
+        mine = origins[:, None] == np.arange(n)[None, :]
+        ok = executes[None, :] & links.up[None, :] & links.up[origins][:, None] & ~mine
+        ok &= links.group[None, :] == links.group[origins][:, None]
+        retries = np.zeros((r, n), dtype=np.int64)
+        if links.loss_rate > 0:
+            retries = np.where(ok, rng.geometric(1.0 - links.loss_rate, size=(r, n)) - 1, 0)
+            travel += retries * self._retransmit_s
+        others = r - (rank_of < r)  # replies each replica sends
+        travel[np.arange(r), origins] = others[origins] * sign_s  # own reply: once the others are signed
+        arrival = np.where(ok | (mine & executes[None, :]), executed_s[None, :] + travel, np.inf)
+        votes = ReplyRound(net, arrival, travel, executed_s.copy(), origins, self.f + 1)
+        for value in np.unique(size):  # one Reply size per number of the origin's transactions
+            rows = np.flatnonzero(size == value)
+            attempts = (~mine[rows]).sum(axis=0) * executes + retries[rows].sum(axis=0)
+            delivered = ok[rows].sum(axis=0)
+            received = np.zeros(n, dtype=np.int64)
+            received[origins[rows]] = ok[rows].sum(axis=1)
+            net.account_bulk("Reply", int(value), attempts, received, attempts - delivered)
+            cost_s = ctx.receive_cost_s(replies[rows[0]])
+            need = np.full(len(rows), self.f + 1)
+            at, done = quorum_done(arrival[rows], need, np.full(len(rows), -np.inf), cost_s)
+            for i, row in enumerate(rows.tolist()):
+                if not np.isfinite(at[i]):
+                    continue
+                now_s = float(done[i] - at[i])
+                later_s = max(0.0, float(received[origins[row]]) * cost_s - now_s)
+                origin = int(origins[row])
+                msg = PhaseReply(origin, row, block.height, block.block_hash, replies[row].tx_ids, votes, now_s, later_s)
+                net.deliver_at(origin, origin, msg, float(done[i]))
+        return votes
+
+    def _on_phase_reply(self: Pbft, src: int, msg: PhaseReply) -> None:
+        """An origin may hold f + 1 replies: verify them on the CPU, then tell its clients."""
+        if (msg.seq, msg.digest) in self.confirmed or not msg.round.check(msg):
+            return
+        ctx = self.ctx
+        done_s = ctx.cpu_since(msg.round.ready_quorum_s, msg.cpu_now_s)
+        if msg.cpu_later_s > 0:
+            ctx.cpu(msg.cpu_later_s)
+        if done_s > ctx.now + _ROUNDING_S:
+            ctx.set_timer(done_s - ctx.now, "phase_reply", msg)
+        else:
+            self._phase_replied(msg)
+
+    def _phase_replied(self: Pbft, msg: PhaseReply) -> None:
+        key = (msg.seq, msg.digest)
+        if key in self.confirmed:
+            return
+        self.confirmed.add(key)
+        self.replies.pop(key, None)
+        self.answered.update(t for t in msg.tx_ids if t in self.own)
+        self.ctx.confirm_to_client(msg.tx_ids)
