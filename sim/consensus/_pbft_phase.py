@@ -29,7 +29,7 @@ from typing import TYPE_CHECKING
 import numpy as np
 
 from sim.consensus._pbft_messages import PhaseQuorum, PrePrepare, Prepare
-from sim.network.phase import LinkSnapshot, PhaseDelivery, QuorumRound, broadcast, quorum_done
+from sim.network.phase import LinkSnapshot, PhaseDelivery, QuorumRound, broadcast, quorum_done, quorum_times
 
 if TYPE_CHECKING:
     from sim.consensus.pbft import Pbft
@@ -63,14 +63,16 @@ class PbftPhaseMode:
         prepares = broadcast(net, links, backups, has_pp[backups] + sign_s, size, "Prepare", retry_s)
         prepare_need = np.full(n, self.q - 1)
         prepare_need[backups] -= 1  # a backup's own prepare counts
-        prepare_at, prepared = quorum_done(prepares.arrival_s, prepare_need, has_pp, cost_s)
+        prepare_q = quorum_times(prepares.arrival_s, prepare_need)
+        prepare_at, prepared = quorum_done(prepares.arrival_s, prepare_need, has_pp, cost_s, prepare_q)
         senders = np.flatnonzero(np.isfinite(prepared))
         commits = broadcast(net, links, senders, prepared[senders] + sign_s, size, "Commit", retry_s)
         commit_need = np.full(n, self.q - 1)  # and its own commit
-        commit_at, committed = quorum_done(commits.arrival_s, commit_need, prepared, cost_s)
+        commit_q = quorum_times(commits.arrival_s, commit_need)
+        commit_at, committed = quorum_done(commits.arrival_s, commit_need, prepared, cost_s, commit_q)
 
-        prepare_round = QuorumRound(net, prepares.arrival_s, backups, prepare_need)
-        commit_round = QuorumRound(net, commits.arrival_s, senders, commit_need)
+        prepare_round = QuorumRound(net, prepares.arrival_s, backups, prepare_need, prepare_q)
+        commit_round = QuorumRound(net, commits.arrival_s, senders, commit_need, commit_q)
         replies = self._reply_phase(pp, links, committed)
         self.log[pp.seq].reply_round = replies
         PhaseDelivery(net).deliver(

@@ -202,7 +202,7 @@ def quorum_times(arrival_s: np.ndarray, quorum: int | np.ndarray) -> np.ndarray:
 
 
 def quorum_done(
-    arrival_s: np.ndarray, need: np.ndarray, own_s: np.ndarray, cost_s: float
+    arrival_s: np.ndarray, need: np.ndarray, own_s: np.ndarray, cost_s: float, quorum_s: np.ndarray | None = None
 ) -> tuple[np.ndarray, np.ndarray]:
     """When each receiver has its quorum (event time) and has verified it (done time).
 
@@ -217,11 +217,12 @@ def quorum_done(
         need: (n,) copies each receiver needs besides its own.
         own_s: (n,) when each receiver is ready itself, seconds (``inf``: never).
         cost_s: CPU seconds to verify one copy.
+        quorum_s: ``quorum_times(arrival_s, need)`` if the caller has it already.
 
     Returns:
         (event_s, done_s), each (n,) seconds, ``inf`` for receivers that never get there.
     """
-    q = quorum_times(arrival_s, need)
+    q = quorum_times(arrival_s, need) if quorum_s is None else quorum_s
     event_s = np.maximum(own_s, q)
     if cost_s <= 0:
         return event_s, event_s
@@ -270,9 +271,17 @@ class QuorumRound:
         arrival_s: (n, s) arrival times from :func:`broadcast`.
         senders: (s,) node id of each column.
         need: (n,) copies each receiver needs.
+        quorum_s: ``quorum_times(arrival_s, need)`` if the caller has it already.
     """
 
-    def __init__(self, network: Network, arrival_s: np.ndarray, senders: np.ndarray, need: np.ndarray) -> None:
+    def __init__(
+        self,
+        network: Network,
+        arrival_s: np.ndarray,
+        senders: np.ndarray,
+        need: np.ndarray,
+        quorum_s: np.ndarray | None = None,
+    ) -> None:
         self.network = network
         self.arrival_s = arrival_s
         self.column = {int(i): c for c, i in enumerate(np.asarray(senders).tolist())}
@@ -286,6 +295,9 @@ class QuorumRound:
         # order statistics only for receivers that can wake (O(n) per decision, not O(n^2))
         self._finite = np.isfinite(arrival_s)
         self._have = np.zeros(arrival_s.shape[0], dtype=np.int64)
+        self._copies = self._finite.sum(axis=1)  # copies each receiver gets if every sender sends
+        # ... and its quorum time then (``quorum_s``: ``quorum_times(arrival_s, need)``, if known)
+        self._full_quorum_s = quorum_times(arrival_s, self.need) if quorum_s is None else quorum_s
         #: the quorum time :meth:`check` last found ready (when the receiver's quorum was complete)
         self.ready_quorum_s = -np.inf
 
@@ -309,7 +321,10 @@ class QuorumRound:
         """"ready" if ``receiver`` holds its quorum now; else re-schedules it ("later"),
         parks it until more senders confirm ("waiting"), or gives up ("never")."""
         now = self.network.env.now
-        at = self.quorum_time(receiver)
+        if self._have[receiver] == self._copies[receiver]:  # every sender confirmed: as computed
+            at = float(self._full_quorum_s[receiver])
+        else:
+            at = self.quorum_time(receiver)
         if at <= now + tolerance_s:
             self.ready_quorum_s = at
             return "ready"
