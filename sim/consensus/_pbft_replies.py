@@ -61,6 +61,7 @@ class ReplyRound:
         base_s: (n,) the replica execution times the estimates assumed.
         origins: (r,) node id of each row.
         need: replies an origin needs (f + 1, its own included).
+        tx_ids: each origin's transactions in the block.
     """
 
     def __init__(
@@ -71,8 +72,11 @@ class ReplyRound:
         base_s: np.ndarray,
         origins: np.ndarray,
         need: int,
+        tx_ids: dict[int, tuple[int, ...]],
     ) -> None:
         self.network = network
+        self.tx_ids = tx_ids  # shared by every replica: none regroups the block's transactions
+        self.replies_sent = len(tx_ids) - np.isin(np.arange(arrival_s.shape[1]), origins)  # per replica
         self.arrival_s = arrival_s
         self.travel_s = travel_s
         self.base_s = base_s
@@ -133,6 +137,7 @@ class PhaseReply:
 
     origin: int
     row: int
+    view: int
     seq: int
     digest: bytes
     tx_ids: tuple[int, ...]
@@ -189,7 +194,8 @@ class PbftReplyPhase:
         others = r - (rank_of < r)  # replies each replica sends
         travel[np.arange(r), origins] = others[origins] * sign_s  # own reply: once the others are signed
         arrival = np.where(ok | (mine & executes[None, :]), executed_s[None, :] + travel, np.inf)
-        votes = ReplyRound(net, arrival, travel, executed_s.copy(), origins, self.f + 1)
+        grouped = {o: tuple(ids) for o, ids in by_origin.items()}
+        votes = ReplyRound(net, arrival, travel, executed_s.copy(), origins, self.f + 1, grouped)
         for value in np.unique(size):  # one Reply size per number of the origin's transactions
             rows = np.flatnonzero(size == value)
             attempts = (~mine[rows]).sum(axis=0) * executes + retries[rows].sum(axis=0)
@@ -206,7 +212,7 @@ class PbftReplyPhase:
                 now_s = float(done[i] - at[i])
                 later_s = max(0.0, float(received[origins[row]]) * cost_s - now_s)
                 origin = int(origins[row])
-                msg = PhaseReply(origin, row, block.height, block.block_hash, replies[row].tx_ids, votes, now_s, later_s)
+                msg = PhaseReply(origin, row, pp.view, block.height, block.block_hash, grouped[origin], votes, now_s, later_s)
                 net.deliver_at(origin, origin, msg, float(done[i]))
         return votes
 
@@ -214,6 +220,11 @@ class PbftReplyPhase:
         """An origin may hold f + 1 replies: verify them on the CPU, then tell its clients."""
         if (msg.seq, msg.digest) in self.confirmed or not msg.round.check(msg):
             return
+        if msg.view > self.view or (msg.view == self.view and not self.active):
+            # replies from a later view tell a stale replica, as in message mode (_on_reply)
+            replied = msg.round.arrival_s[msg.row] <= self.ctx.now
+            for src in np.flatnonzero(replied & msg.round.confirmed).tolist():
+                self._stash_future(src, msg, keep=False)
         ctx = self.ctx
         done_s = ctx.cpu_since(msg.round.ready_quorum_s, msg.cpu_now_s)
         if msg.cpu_later_s > 0:

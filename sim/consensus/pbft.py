@@ -382,19 +382,20 @@ class Pbft(PbftViewChange, PbftRepair, PbftPhaseMode, PbftReplyPhase, Protocol):
         self.executed.update(ids)
         self.ordered.difference_update(ids)
         self.nudged.difference_update(ids)
-        by_origin: dict[int, list[int]] = {}
-        for tx in txs or ():
-            by_origin.setdefault(tx.origin, []).append(tx.tx_id)
         if reply_round is not None and txs is not None:
-            others = len(by_origin) - (me in by_origin)
+            others = int(reply_round.replies_sent[me])
             if others:
                 ctx.cpu(others * ctx.sign_s)  # signing the replies phase mode sends on its behalf
             reply_round.confirm(me, executed_s)
+            own = tuple(t for t in reply_round.tx_ids.get(me, ()) if t in self.own)
         else:
+            by_origin: dict[int, list[int]] = {}
+            for tx in txs or ():
+                by_origin.setdefault(tx.origin, []).append(tx.tx_id)
             for origin, origin_ids in by_origin.items():
                 if origin != me:
                     ctx.send(origin, Reply(self.view, block.height, block.block_hash, tuple(origin_ids)))
-        own = tuple(t for t in ids if t in self.own)
+            own = tuple(t for t in ids if t in self.own)
         if own:
             self.own.difference_update(own)
             self.answered.difference_update(own)
