@@ -72,7 +72,11 @@ def test_safety_conservation_liveness(name: str) -> None:
 
 @pytest.mark.parametrize("name", sim.protocol_names())
 def test_liveness_with_tolerated_crashes(name: str) -> None:
-    scenario = _scenario(name, network__nodes=5)
+    _check_liveness_with_tolerated_crashes(name)
+
+
+def _check_liveness_with_tolerated_crashes(name: str, **extra: Any) -> None:
+    scenario = _scenario(name, network__nodes=5, **extra)
     tolerated = get_protocol(name).crash_tolerance(scenario.protocol, scenario.network.nodes)
     if tolerated == 0:
         pytest.skip(f"{name} tolerates no crashed node")
@@ -96,5 +100,32 @@ def test_liveness_with_tolerated_crashes(name: str) -> None:
 @given(seed=st.integers(0, 2**31), rate=st.floats(5, 150), loss=st.sampled_from([0.0, 0.02]))
 def test_invariants_hold_for_random_runs(name: str, seed: int, rate: float, loss: float) -> None:
     scenario = _scenario(name, seed=seed, workload__rate_tps=rate, network__loss_rate=loss, duration_s=6.0)
+    result = sim.run(scenario)
+    _assert_invariants(result.summary)
+
+
+#: protocols that resolve all-to-all phases with numpy when ``network.mode = "phase"``
+PHASE_MODE_PROTOCOLS = [name for name in sim.protocol_names() if get_protocol(name).supports_phase_mode]
+
+
+@pytest.mark.parametrize("name", PHASE_MODE_PROTOCOLS)
+def test_phase_mode_safety_conservation_liveness(name: str) -> None:
+    scenario = _scenario(name, network__mode="phase")
+    result = sim.run(scenario)
+    _assert_invariants(result.summary)
+    _assert_live(result, scenario.duration_s)
+    assert result.summary["blocks"] > 0
+
+
+@pytest.mark.parametrize("name", PHASE_MODE_PROTOCOLS)
+def test_phase_mode_liveness_with_tolerated_crashes(name: str) -> None:
+    _check_liveness_with_tolerated_crashes(name, network__mode="phase")
+
+
+@pytest.mark.parametrize("name", PHASE_MODE_PROTOCOLS)
+@settings(max_examples=6, deadline=None, suppress_health_check=[HealthCheck.too_slow])
+@given(seed=st.integers(0, 2**31), rate=st.floats(5, 150), loss=st.sampled_from([0.0, 0.02]))
+def test_phase_mode_invariants_hold_for_random_runs(name: str, seed: int, rate: float, loss: float) -> None:
+    scenario = _scenario(name, seed=seed, workload__rate_tps=rate, network__loss_rate=loss, duration_s=6.0, network__mode="phase")
     result = sim.run(scenario)
     _assert_invariants(result.summary)

@@ -67,5 +67,5 @@ def test_new_cases_are_registered_with_their_groups() -> None:
     run_validation(names=[])  # loads every case module
     groups = {c.group for c in CASES.values()}
     assert {"hotstuff messages", "tendermint latency", "proof of work", "raft election", "published"} <= groups
-    names = ("hotstuff_votes_per_view_n16", "tendermint_decision_3d_n4", "pow_stale_rate_d0.2T", "raft_no_split_s5_l0.1")
+    names = ("hotstuff_votes_per_view_n16", "tendermint_decision_3d_n4", "tendermint_decision_3d_n4_phase", "pow_stale_rate_d0.2T", "raft_no_split_s5_l0.1")
     assert all(name in CASES for name in (*names, "raft_paper_no_randomness_no_leader_10s", "raft_paper_leader_crash_mean_s5"))

@@ -38,121 +38,23 @@ Modelling choices and simplifications:
 
 from __future__ import annotations
 
-from dataclasses import dataclass
 from typing import Any
 
 from pydantic import Field
 
-from sim.consensus.base import MESSAGE_HEADER_BYTES, Message, Protocol, ProtocolParams, register_protocol
+from sim.consensus._tendermint_phase import PhaseEvent, RoundPhase, TendermintPhaseMode
+from sim.consensus._tendermint_messages import CatchUp, CatchUpRequest, Precommit, Prevote, Proposal, TxGossip, Vote
+from sim.consensus.base import Message, Protocol, ProtocolParams, register_protocol
 from sim.consensus.common import IdBits
 from sim.consensus.quorum import f_setting_problems, resolve_f
-from sim.faults.byzantine import other_digest
 from sim.ledger import Block
 from sim.node.context import Timer
 from sim.workload.transaction import Transaction
 
 __all__ = ["CatchUp", "CatchUpRequest", "Precommit", "Prevote", "Proposal", "Tendermint", "TendermintParams", "TxGossip"]
 
-_SIG_BYTES = 64  # Ed25519 signature
-_DIGEST_BYTES = 32
 _CATCHUP_MAX_BLOCKS = 32
 _MAX_FUTURE_MSGS_PER_NODE = 64  # next-height messages kept per node of the network
-
-
-
-
-@dataclass(frozen=True, slots=True)
-class TxGossip(Message):
-    """A transaction broadcast by its origin to every mempool.
-
-    Not ``carries_txs``: the origin keeps the transaction in its own mempool, so a copy
-    lost on the way (or sent to a crashed node) loses nothing; tracking it would record
-    the transaction as dropped although every other node still holds it.
-    """
-
-    tx: Transaction
-
-    def size_bytes(self) -> int:
-        return MESSAGE_HEADER_BYTES + self.tx.size_bytes
-
-
-@dataclass(frozen=True, slots=True)
-class Proposal(Message):
-    """⟨PROPOSAL, h, r, v, vr⟩ with the previous height's commit signatures."""
-
-    height: int
-    round: int
-    block: Block
-    valid_round: int
-    last_commit_signatures: int
-    #: the proof of lock (POL): senders of the +2/3 prevotes for ``pol_hash`` at ``valid_round``
-    pol: tuple[int, ...] = ()
-    pol_hash: bytes | None = None
-
-    @property
-    def signatures(self) -> int:  # type: ignore[override]
-        return 1 + self.last_commit_signatures + len(self.pol)
-
-    def size_bytes(self) -> int:
-        pol_bytes = len(self.pol) * (_SIG_BYTES + 8) + (_DIGEST_BYTES if self.pol else 0)
-        return MESSAGE_HEADER_BYTES + 8 + self.block.size_bytes + self.last_commit_signatures * _SIG_BYTES + pol_bytes
-
-
-@dataclass(frozen=True, slots=True)
-class Prevote(Message):
-    """⟨PREVOTE, h, r, id(v) or nil⟩."""
-
-    height: int
-    round: int
-    block_hash: bytes | None
-
-    def size_bytes(self) -> int:
-        return MESSAGE_HEADER_BYTES + _DIGEST_BYTES  # height and round ride in the header
-
-    def equivocal(self) -> Prevote | None:
-        """The same PREVOTE for another block; a nil vote has no conflicting variant here."""
-        return None if self.block_hash is None else Prevote(self.height, self.round, other_digest(self.block_hash))
-
-
-@dataclass(frozen=True, slots=True)
-class Precommit(Message):
-    """⟨PRECOMMIT, h, r, id(v) or nil⟩."""
-
-    height: int
-    round: int
-    block_hash: bytes | None
-
-    def size_bytes(self) -> int:
-        return MESSAGE_HEADER_BYTES + _DIGEST_BYTES
-
-    def equivocal(self) -> Precommit | None:
-        """The same PRECOMMIT for another block; a nil vote has no conflicting variant here."""
-        return None if self.block_hash is None else Precommit(self.height, self.round, other_digest(self.block_hash))
-
-
-@dataclass(frozen=True, slots=True)
-class CatchUpRequest(Message):
-    """Ask for decided blocks from ``from_height`` on."""
-
-    from_height: int
-
-
-@dataclass(frozen=True, slots=True)
-class CatchUp(Message):
-    """Decided blocks in height order, each with its commit (``commit_signatures`` precommits)."""
-
-    blocks: tuple[Block, ...]
-    commit_signatures: int
-
-    @property
-    def signatures(self) -> int:  # type: ignore[override]
-        return 1 + len(self.blocks) * self.commit_signatures
-
-    def size_bytes(self) -> int:
-        return MESSAGE_HEADER_BYTES + sum(b.size_bytes + self.commit_signatures * _SIG_BYTES for b in self.blocks)
-
-
-_Vote = Prevote | Precommit
 
 
 class TendermintParams(ProtocolParams):
@@ -172,13 +74,14 @@ class TendermintParams(ProtocolParams):
 
 
 @register_protocol
-class Tendermint(Protocol):
-    """Tendermint consensus (Algorithm 1) with CometBFT timeouts."""
+class Tendermint(TendermintPhaseMode, Protocol):
+    """Tendermint consensus (Algorithm 1) with CometBFT timeouts; phase mode in :mod:`._tendermint_phase`."""
 
     name = "tendermint"
     Params = TendermintParams
     params: TendermintParams
     syncs_ledger = True  # catch-up (CatchUpRequest) brings a rejoining replica up to date
+    supports_phase_mode = True
 
     @classmethod
     def check(cls, params: ProtocolParams, n_nodes: int) -> list[str]:
@@ -226,6 +129,7 @@ class Tendermint(Protocol):
         self.senders: dict[int, set[int]] = {}
         self.pol_votes: dict[tuple[int, bytes], set[int]] = {}  # (round, block) -> prevoters in POLs
         self.done: set[tuple[str, int]] = set()  # "for the first time" rules already run, by round
+        self.phases: dict[int, RoundPhase] = {}  # rounds of this height computed in phase mode
 
     def proposer(self, height: int, round: int) -> int:
         """The proposer of ``round`` at ``height`` (equal voting power: round robin)."""
@@ -237,6 +141,7 @@ class Tendermint(Protocol):
     def pending_tx_ids(self) -> list[int]:
         blocks = [p.block for p in self.proposals.values()]
         blocks += [m.block for _, m in self.future if isinstance(m, Proposal)]
+        blocks += [m.proposal.block for _, m in self.future if isinstance(m, PhaseEvent) and m.proposal is not None]
         return [t for b in blocks for t in b.tx_ids]
 
     def _timeout_s(self, step: str, round: int) -> float:
@@ -266,7 +171,10 @@ class Tendermint(Protocol):
             if self.valid_value is not None:  # the prevotes that made it valid go along (CometBFT's POL)
                 pol = tuple(sorted(s for s, h in self.prevotes.get(self.valid_round, {}).items() if h == value.block_hash))
             msg = Proposal(self.height, round, value, self.valid_round, last_commit, pol, value.block_hash if pol else None)
-            ctx.broadcast(msg)
+            if self._phase_eligible(msg):
+                self._propose_phased(msg)
+            else:
+                ctx.broadcast(msg)
             self._store(ctx.node_id, msg)
         else:
             ctx.set_timer(self._timeout_s("propose", round), "timeout_propose", (self.height, round))
@@ -305,10 +213,11 @@ class Tendermint(Protocol):
             votes[src] = msg.block_hash  # type: ignore[attr-defined]
         self.senders.setdefault(r, set()).add(src)
 
-    def _vote(self, kind: type[_Vote], block_hash: bytes | None) -> None:
+    def _vote(self, kind: type[Vote], block_hash: bytes | None) -> None:
         msg = kind(self.height, self.round, block_hash)
-        self.ctx.broadcast(msg)
         self._store(self.ctx.node_id, msg)
+        if not self._vote_phased(msg):
+            self.ctx.broadcast(msg)
 
     @staticmethod
     def _count(table: dict[int, dict[int, bytes | None]], round: int, block_hash: bytes | None) -> int:
@@ -414,8 +323,13 @@ class Tendermint(Protocol):
 
     def _route(self, src: int, msg: Message) -> None:
         """File a consensus message by height: current (log), next (kept), older (ignored)."""
-        height = msg.height  # type: ignore[attr-defined]
-        if height == self.height:
+        height, phased = msg.height, isinstance(msg, PhaseEvent)  # type: ignore[attr-defined]
+        if phased:  # a phase event stands for messages of the round's proposer and voters
+            src = self.proposer(height, msg.round)  # type: ignore[attr-defined]
+        if height == self.height and phased:
+            self._on_phase_event(src, msg)  # type: ignore[arg-type]
+        elif height == self.height:
+            self._dissolve_known(msg.round)  # type: ignore[attr-defined]  # a real message of a phased round
             self._store(src, msg)
         elif height == self.height + 1:
             if len(self.future) < _MAX_FUTURE_MSGS_PER_NODE * self.ctx.n:
@@ -474,6 +388,7 @@ class Tendermint(Protocol):
         """
         if self.height == self.seen_height and self.step != "new_height":
             me = self.ctx.node_id
+            self._dissolve_known()
             for r, prop in sorted(self.proposals.items()):
                 if self.proposer(self.height, r) == me:
                     self.ctx.broadcast(prop)
@@ -491,6 +406,8 @@ class Tendermint(Protocol):
         elif name == "timeout_commit":
             if data == self.height and self.step == "new_height":
                 self._start_round(0)
+        elif name == "phase":
+            self._phase_consume(*data)
         elif name == "catchup":
             self.catchup_timer = None
             if data[0] == self.height:

@@ -68,6 +68,12 @@ class NodeContext:
         delay matrix and up/group state and move messages through its bulk methods."""
         return self._node.sim.network
 
+    def is_plain(self, node_id: int | None = None) -> bool:
+        """Phase-mode kernels only: True if node ``node_id`` (default: every node) has no
+        Byzantine behaviour and no skewed clock, so its sends and timers can be computed in bulk."""
+        nodes = self._node.sim.nodes if node_id is None else (self._node.sim.nodes[node_id],)
+        return all(node.behaviour is None and node.clock is None for node in nodes)
+
     @property
     def n(self) -> int:
         """Number of nodes in the network."""

@@ -27,8 +27,8 @@ __all__ = ["decision_delays"]
 COMMIT_S = 1.0  # CometBFT's timeout_commit default (sim.consensus.tendermint)
 
 
-def decision_delays(n: int, delay_s: float, heights: int) -> list[float]:
-    """Commit time minus proposal time, for every (node, height) of a fault-free run.
+def decision_delays(n: int, delay_s: float, heights: int, mode: str = "message") -> list[float]:
+    """Commit time minus proposal time, for every (node, height) of a fault-free run in ``mode``.
 
     Empty if the run did not decide exactly heights 1..``heights``, each in round 0.
     """
@@ -37,7 +37,7 @@ def decision_delays(n: int, delay_s: float, heights: int) -> list[float]:
             "name": f"tendermint-latency-n{n}",
             "duration_s": 60.0,
             "seed": 1,
-            "network": {"nodes": n, "topology": "full_mesh", "latency_s": delay_s, "bandwidth_bps": 1e30},
+            "network": {"nodes": n, "topology": "full_mesh", "latency_s": delay_s, "bandwidth_bps": 1e30, "mode": mode},
             "node": {"sign_s": 0.0, "verify_s": 0.0, "hash_rate_bps": 1e30, "execute_scale": 0.0},
             "protocol": {"name": "tendermint", "max_block_tx": 500, "timeout_commit_s": COMMIT_S},
             "workload": {"rate_tps": 20.0},
@@ -58,24 +58,25 @@ def decision_delays(n: int, delay_s: float, heights: int) -> list[float]:
     return [float(t - created[h]) for t, h in zip(commits["time_s"], commits["height"], strict=True)]
 
 
-def _register(n: int, delay_s: float) -> None:
+def _register(n: int, delay_s: float, mode: str) -> None:
     @case(
-        name=f"tendermint_decision_3d_n{n}",
+        name=f"tendermint_decision_3d_n{n}" + ("_phase" if mode == "phase" else ""),
         group="tendermint latency",
         configured=(
             f"tendermint, {n} nodes, full mesh, fixed one-way delay d = {delay_s:g} s, no CPU cost, "
-            "20 tx/s, timeout_commit 1 s; every node's commit of every height"
+            f"20 tx/s, timeout_commit 1 s, {mode} mode; every node's commit of every height"
         ),
         reference="decision exactly 3d after the proposal (propose, prevote, precommit), at every node",
         source="Buchman, Kwon, Milosevic, The latest gossip on BFT consensus (2018), Algorithm 1, lines 22, 36, 49",
         tolerance_why="exact: fixed binary-fraction delays and no CPU cost; the simulated value is the worst (node, height)",
     )
     def compute(quick: bool) -> CaseResult:
-        delays = decision_delays(n, delay_s, 4 if quick else 8)
+        delays = decision_delays(n, delay_s, 4 if quick else 8, mode)
         expected = 3 * delay_s
         worst = max(delays, key=lambda x: abs(x - expected)) if delays else float("nan")
         return CaseResult(expected, worst, 0.0, "s")
 
 
 for _n, _d in ((4, 1 / 16), (7, 1 / 64)):
-    _register(_n, _d)
+    for _mode in ("message", "phase"):
+        _register(_n, _d, _mode)
