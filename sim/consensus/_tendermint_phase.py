@@ -92,7 +92,7 @@ class VoteRound(QuorumRound):
         c = self.column[sender]
         shift_s = ready_s - self.ready_s[c]
         if shift_s > _TOL_S:
-            self.arrival_s[:, c] += shift_s  # inf stays inf
+            self.shift_sender(c, shift_s)
             self.ready_s[c] = ready_s
         waiting = set(self.waiting)
         self.decide(sender, True)

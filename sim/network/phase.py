@@ -307,6 +307,12 @@ class QuorumRound:
             msg = self.messages[j] = make_msg(j)
             self.network.deliver_at(j, j, msg, float(at_s[j]))
 
+    def shift_sender(self, column: int, shift_s: float) -> None:
+        """Sender ``column``'s copies leave ``shift_s`` later than computed (earlier if < 0)."""
+        if shift_s != 0.0:
+            self.arrival_s[:, column] += shift_s  # inf stays inf
+            self._full_quorum_s = None  # the computed quorum times no longer hold
+
     def quorum_time(self, receiver: int) -> float:
         """The ``need``-th arrival at ``receiver`` among confirmed senders (-inf: none needed)."""
         k = int(self.need[receiver])
@@ -321,7 +327,8 @@ class QuorumRound:
         """"ready" if ``receiver`` holds its quorum now; else re-schedules it ("later"),
         parks it until more senders confirm ("waiting"), or gives up ("never")."""
         now = self.network.env.now
-        if self._have[receiver] == self._copies[receiver]:  # every sender confirmed: as computed
+        if self._full_quorum_s is not None and self._have[receiver] == self._copies[receiver]:
+            # every sender confirmed at the computed times: the quorum time is as computed
             at = float(self._full_quorum_s[receiver])
         else:
             at = self.quorum_time(receiver)
