@@ -109,14 +109,17 @@ def test_latency_distributions_agree_with_jitter() -> None:
         assert ks_2samp(message, phase + shift_s).pvalue < 0.01
 
 
-def test_phase_mode_with_cpu_costs_stays_close() -> None:
+@pytest.mark.parametrize("n", [16, 64])
+def test_phase_mode_with_cpu_costs_stays_close(n: int) -> None:
     # with CPU costs phase mode approximates the voters' and the collector's CPU (see
-    # _hotstuff_phase): the mean latency agrees within 2% on 16 nodes at 40 tps
+    # _hotstuff_phase): the mean latency agrees within 0.5% at 40 tps. (Charging the
+    # collector for every vote before it proposes the next view, instead of after, made
+    # phase mode 1.2% slower at n = 16 and 4.7% at n = 64.)
     cpu = {"node__sign_s": 23e-6, "node__verify_s": 69e-6, "node__hash_rate_bps": 1.44e10, "node__execute_scale": 1.0}
-    message = sim.run(scenario("message", 16, duration_s=6.0, **cpu)).summary
-    phase = sim.run(scenario("phase", 16, duration_s=6.0, **cpu)).summary
+    message = sim.run(scenario("message", n, duration_s=6.0, **cpu)).summary
+    phase = sim.run(scenario("phase", n, duration_s=6.0, **cpu)).summary
     assert message["committed"] > 150
-    assert phase["latency_mean_s"] == pytest.approx(message["latency_mean_s"], rel=0.02)
+    assert phase["latency_mean_s"] == pytest.approx(message["latency_mean_s"], rel=0.005)
     assert phase["cpu_utilization_max"] == pytest.approx(message["cpu_utilization_max"], rel=0.05)
 
 
@@ -229,3 +232,20 @@ def test_vote_round_counts_only_cast_votes_and_shifts_late_ones() -> None:
     assert delivered == [(0.3, 2, 1), (0.4, 2, 2)]  # the first (stale: token 1) and the moved event
     assert votes.check(-np.inf) == ("ready", 3)
     assert votes.check(0.3) == ("never", -1)  # votes before a recovery at 0.3 are lost
+
+
+def test_a_late_vote_is_delayed_only_past_its_busy_uplink() -> None:
+    net = Network(simpy.Environment(), np.zeros((3, 3)), 1e30, 0.0, 0.0, np.random.default_rng(0), lambda *_: None, lambda *_: None)
+    # voter 0 signed at 0.1 but its uplink was busy until 0.3 (vote arrives at 0.35);
+    # voter 1's uplink was free
+    def round_() -> VoteRound:
+        return VoteRound(net, 2, Vote(1, 1, b"\x02" * 32), np.array([0, 1]), np.array([0.1, 0.1]), np.array([0.35, 0.15]), 2,
+                         uplink_s=np.array([0.3, 0.0]))  # fmt: skip
+
+    votes = round_()
+    votes.decide(0, 0.25)  # late, but still before its uplink frees: arrives as computed
+    votes.decide(1, 0.25)  # 0.15 s late: arrives 0.15 s later
+    np.testing.assert_allclose(votes.arrival_s, [0.35, 0.30])
+    votes = round_()
+    votes.decide(0, 0.4)  # past its uplink: 0.1 s after the assumed departure at 0.3
+    assert votes.arrival_s[0] == pytest.approx(0.45)

@@ -29,8 +29,9 @@ on real messages). The choice is made per view, when its leader proposes.
 
 Approximations (exact with zero CPU cost and no jitter, tests/test_hotstuff_phase.py):
 - send times assume idle CPUs (the signing of a vote is still charged on the voter's
-  CPU and a later vote shifted); leader(v + 1)'s vote verification is computed for an
-  idle CPU from the arrival times, exact FIFO order, and charged when the quorum is in;
+  CPU and a later vote shifted); leader(v + 1)'s verification of the quorum is computed
+  for an idle CPU from the arrival times (FIFO) and charged when the quorum is in, the
+  other votes' after it has proposed the next view;
 - link state (crashes, partitions) is read when the leader proposes; jitter and loss are
   drawn in another order than message mode draws them; a vote whose sender crashes while
   it is in flight still counts (message mode drops it);
@@ -71,6 +72,7 @@ class VoteRound:
         arrival_s: (s,) when each vote reaches the collector if cast on time, seconds;
             ``inf`` where it never does.
         quorum: votes a QC needs.
+        uplink_s: (s,) when each voter's uplink was assumed free, seconds (default: idle).
     """
 
     def __init__(
@@ -82,6 +84,7 @@ class VoteRound:
         ready_s: np.ndarray,
         arrival_s: np.ndarray,
         quorum: int,
+        uplink_s: np.ndarray | None = None,
     ) -> None:
         self.network = network
         self.collector = collector
@@ -90,6 +93,7 @@ class VoteRound:
         self.column = {int(v): c for c, v in enumerate(self.voters.tolist())}
         self.ready_s = np.asarray(ready_s, dtype=float)
         self.arrival_s = np.array(arrival_s, dtype=float)
+        self.uplink_s = np.full(len(self.voters), -math.inf) if uplink_s is None else np.asarray(uplink_s, dtype=float)
         self.quorum = quorum
         self.cast = np.zeros(len(self.voters), dtype=bool)
         self.undecided = np.ones(len(self.voters), dtype=bool)
@@ -143,7 +147,8 @@ class VoteRound:
                 self.network.account_bulk("Vote", self.vote.size_bytes(), sent, received, dropped)
             return
         self.cast[c] = True
-        self.arrival_s[c] += max(0.0, ready_s - self.ready_s[c])
+        uplink_s = self.uplink_s[c]  # the vote leaves when signed and its uplink is free
+        self.arrival_s[c] += max(0.0, max(ready_s, uplink_s) - max(self.ready_s[c], uplink_s))
         if not self.done:
             at_s, _ = self.quorum_time(self.cast, self.after_s)
             if at_s < self.next_s - _TOLERANCE_S:
@@ -226,8 +231,9 @@ class HotStuffPhaseMode:
         own = voters == collector
         ready_s[own] = has_proposal_s[collector]  # its own vote: no signing, no message
         at_collector_s[own] = has_proposal_s[collector]
+        uplink_s = np.where(own, -math.inf, links.uplink_free_s[voters])  # before gather moves it
         at_collector_s[~own] = gather(net, links, voters[~own], ready_s[~own], collector, vote.size_bytes(), "Vote")
-        votes = VoteRound(net, collector, vote, voters, ready_s, at_collector_s, self.quorum)
+        votes = VoteRound(net, collector, vote, voters, ready_s, at_collector_s, self.quorum, uplink_s)
         votes.schedule()
         phased = PhasedProposal(msg.block, msg.justify, votes)
         PhaseDelivery(net).deliver(arrival, lambda _j: phased, src=me)
@@ -262,14 +268,17 @@ class HotStuffPhaseMode:
         verified_s = votes.verified_s(now_s, self._up_since_s, cost_s)
         received = int((np.isfinite(votes.arrival_s) & (votes.voters != votes.collector)).sum())
         done_s = ctx.cpu(verified_s - now_s)
-        ctx.cpu(max(0.0, received * cost_s - (verified_s - now_s)))  # the other votes, verified after
+        later_s = max(0.0, received * cost_s - (verified_s - now_s))
         if done_s > now_s + _TOLERANCE_S:
-            ctx.set_timer(done_s - now_s, "phase", (votes, last))
+            ctx.set_timer(done_s - now_s, "phase", (votes, last, later_s))
         else:
-            self._phase_qc(votes, last)
+            self._phase_qc(votes, last, later_s)
 
-    def _phase_qc(self: HotStuff, votes: VoteRound, last: int) -> None:
-        """Collector: the votes are verified; form the QC as ``_on_vote`` would."""
+    def _phase_qc(self: HotStuff, votes: VoteRound, last: int, later_s: float) -> None:
+        """Collector: the quorum is verified; form the QC as ``_on_vote`` would, then spend
+        ``later_s`` CPU seconds on the other votes (after the next proposal is signed:
+        in message mode most arrived before the quorum, or arrive after it)."""
         vote = votes.vote
         if vote.view > self.high_qc.view and self._leader(vote.view + 1) == self.ctx.node_id:
             self._qc_formed(vote, last)
+        self.ctx.cpu(later_s)
