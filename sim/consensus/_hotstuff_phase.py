@@ -35,7 +35,8 @@ Approximations (exact with zero CPU cost and no jitter, tests/test_hotstuff_phas
 - link state (crashes, partitions) is read when the leader proposes; jitter and loss are
   drawn in another order than message mode draws them; a vote whose sender crashes while
   it is in flight still counts (message mode drops it);
-- votes of replicas that never get the proposal are counted as sent (and dropped).
+- a replica that crashes after the leader proposed and before it gets the proposal
+  stays counted as sending its vote (replicas already down or cut off are not).
 """
 
 from __future__ import annotations
