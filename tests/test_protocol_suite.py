@@ -8,7 +8,9 @@
   crashed as the protocol says it tolerates.
 
 A protocol that needs other settings to make progress in a short run (a long
-block interval, a larger network) adds them to ``SUITE_SETTINGS``.
+block interval, a larger network) adds them to ``SUITE_SETTINGS``. A protocol that
+supports phase mode runs the suite a second time with ``network.mode = "phase"``
+(the ``*_in_phase_mode`` tests).
 """
 
 from __future__ import annotations
@@ -39,9 +41,12 @@ SUITE_SETTINGS: dict[str, dict[str, Any]] = {
 #: seconds before the end after which a transaction may still be in flight
 SETTLE_S = 3.0
 
+#: protocols that compute phases in bulk in phase mode: the suite runs them in both modes
+PHASE_MODE = [name for name in sim.protocol_names() if get_protocol(name).supports_phase_mode]
 
-def _scenario(name: str, **extra: Any) -> sim.Scenario:
-    keys: dict[str, Any] = {"protocol__name": name, **SUITE_SETTINGS.get(name, {}), **extra}
+
+def _scenario(name: str, mode: str = "message", **extra: Any) -> sim.Scenario:
+    keys: dict[str, Any] = {"protocol__name": name, "network__mode": mode, **SUITE_SETTINGS.get(name, {}), **extra}
     return small_scenario(**keys)
 
 
@@ -62,8 +67,8 @@ def _assert_live(result: sim.RunResult, horizon_s: float) -> None:
 
 
 @pytest.mark.parametrize("name", sim.protocol_names())
-def test_safety_conservation_liveness(name: str) -> None:
-    scenario = _scenario(name)
+def test_safety_conservation_liveness(name: str, mode: str = "message") -> None:
+    scenario = _scenario(name, mode)
     result = sim.run(scenario)
     _assert_invariants(result.summary)
     _assert_live(result, scenario.duration_s)
@@ -71,12 +76,8 @@ def test_safety_conservation_liveness(name: str) -> None:
 
 
 @pytest.mark.parametrize("name", sim.protocol_names())
-def test_liveness_with_tolerated_crashes(name: str) -> None:
-    _check_liveness_with_tolerated_crashes(name)
-
-
-def _check_liveness_with_tolerated_crashes(name: str, **extra: Any) -> None:
-    scenario = _scenario(name, network__nodes=5, **extra)
+def test_liveness_with_tolerated_crashes(name: str, mode: str = "message") -> None:
+    scenario = _scenario(name, mode, network__nodes=5)
     tolerated = get_protocol(name).crash_tolerance(scenario.protocol, scenario.network.nodes)
     if tolerated == 0:
         pytest.skip(f"{name} tolerates no crashed node")
@@ -99,33 +100,27 @@ def _check_liveness_with_tolerated_crashes(name: str, **extra: Any) -> None:
 @settings(max_examples=6, deadline=None, suppress_health_check=[HealthCheck.too_slow])
 @given(seed=st.integers(0, 2**31), rate=st.floats(5, 150), loss=st.sampled_from([0.0, 0.02]))
 def test_invariants_hold_for_random_runs(name: str, seed: int, rate: float, loss: float) -> None:
-    scenario = _scenario(name, seed=seed, workload__rate_tps=rate, network__loss_rate=loss, duration_s=6.0)
+    _random_run(name, "message", seed, rate, loss)
+
+
+def _random_run(name: str, mode: str, seed: int, rate: float, loss: float) -> None:
+    scenario = _scenario(name, mode, seed=seed, workload__rate_tps=rate, network__loss_rate=loss, duration_s=6.0)
     result = sim.run(scenario)
     _assert_invariants(result.summary)
 
 
-#: protocols that resolve all-to-all phases with numpy when ``network.mode = "phase"``
-PHASE_MODE_PROTOCOLS = [name for name in sim.protocol_names() if get_protocol(name).supports_phase_mode]
+@pytest.mark.parametrize("name", PHASE_MODE)
+def test_safety_conservation_liveness_in_phase_mode(name: str) -> None:
+    test_safety_conservation_liveness(name, "phase")
 
 
-@pytest.mark.parametrize("name", PHASE_MODE_PROTOCOLS)
-def test_phase_mode_safety_conservation_liveness(name: str) -> None:
-    scenario = _scenario(name, network__mode="phase")
-    result = sim.run(scenario)
-    _assert_invariants(result.summary)
-    _assert_live(result, scenario.duration_s)
-    assert result.summary["blocks"] > 0
+@pytest.mark.parametrize("name", PHASE_MODE)
+def test_liveness_with_tolerated_crashes_in_phase_mode(name: str) -> None:
+    test_liveness_with_tolerated_crashes(name, "phase")
 
 
-@pytest.mark.parametrize("name", PHASE_MODE_PROTOCOLS)
-def test_phase_mode_liveness_with_tolerated_crashes(name: str) -> None:
-    _check_liveness_with_tolerated_crashes(name, network__mode="phase")
-
-
-@pytest.mark.parametrize("name", PHASE_MODE_PROTOCOLS)
+@pytest.mark.parametrize("name", PHASE_MODE)
 @settings(max_examples=6, deadline=None, suppress_health_check=[HealthCheck.too_slow])
 @given(seed=st.integers(0, 2**31), rate=st.floats(5, 150), loss=st.sampled_from([0.0, 0.02]))
-def test_phase_mode_invariants_hold_for_random_runs(name: str, seed: int, rate: float, loss: float) -> None:
-    scenario = _scenario(name, seed=seed, workload__rate_tps=rate, network__loss_rate=loss, duration_s=6.0, network__mode="phase")
-    result = sim.run(scenario)
-    _assert_invariants(result.summary)
+def test_invariants_hold_for_random_runs_in_phase_mode(name: str, seed: int, rate: float, loss: float) -> None:
+    _random_run(name, "phase", seed, rate, loss)

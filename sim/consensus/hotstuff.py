@@ -44,6 +44,9 @@ Modelling choices and simplifications (each stated, most tested):
   its ledger, unable to link new proposals.
 - Crashes: vheight, lock, highQC and the block tree are persistent; collected votes
   and new-views are volatile.
+- Phase mode (``network.mode = "phase"``): a view's votes to the next leader are
+  computed with numpy, one event at the next leader instead of n - 1 vote messages
+  (:mod:`sim.consensus._hotstuff_phase`). Messages: :mod:`sim.consensus._hotstuff_messages`.
 """
 
 from __future__ import annotations
@@ -53,128 +56,29 @@ from typing import Any
 
 from pydantic import Field
 
-from sim.consensus.base import MESSAGE_HEADER_BYTES, Message, Protocol, ProtocolParams, register_protocol
+from sim.consensus._hotstuff_messages import (
+    GENESIS_QC,
+    QC,
+    NewView,
+    Proposal,
+    SyncRequest,
+    SyncResponse,
+    TxToLeader,
+    Vote,
+)
+from sim.consensus._hotstuff_phase import HotStuffPhaseMode, VotesArrived
+from sim.consensus.base import Message, Protocol, ProtocolParams, register_protocol
 from sim.consensus.common import IdBits
 from sim.consensus.quorum import f_setting_problems, resolve_f
-from sim.faults.byzantine import other_digest
 from sim.ledger import GENESIS_HASH, Block
 from sim.node.context import Timer
 from sim.workload.transaction import Transaction
 
 __all__ = ["GENESIS_QC", "HotStuff", "HotStuffParams", "NewView", "Proposal", "QC", "TxToLeader", "Vote"]
 
-_SIG_BYTES = 64  # Ed25519 signature
-_DIGEST_BYTES = 32
 _MAX_BACKOFF_EXP = 6  # view timeout grows to at most 2**6 = 64 x view_timeout_s
 _SYNC_MAX_BLOCKS = 32  # blocks in one SyncResponse
 _MAX_BUFFERED = 64  # proposals waiting for their missing ancestors
-
-
-
-
-@dataclass(frozen=True, slots=True)
-class QC:
-    """Quorum certificate: n - f signed votes for the block ``block_hash`` of ``view``."""
-
-    view: int
-    height: int
-    block_hash: bytes
-    signatures: int
-
-    @property
-    def size_bytes(self) -> int:
-        return 16 + _DIGEST_BYTES + self.signatures * _SIG_BYTES
-
-
-GENESIS_QC = QC(0, 0, GENESIS_HASH, 0)
-
-
-@dataclass(frozen=True, slots=True)
-class Proposal(Message):
-    """The leader's block for view ``block.round`` with its justify QC."""
-
-    block: Block
-    justify: QC
-
-    @property
-    def signatures(self) -> int:  # type: ignore[override]
-        return 1 + self.justify.signatures  # the leader's, then every signature of the QC
-
-    def size_bytes(self) -> int:
-        return MESSAGE_HEADER_BYTES + self.block.size_bytes + self.justify.size_bytes
-
-
-@dataclass(frozen=True, slots=True)
-class Vote(Message):
-    """A replica's signed vote for a block, sent to the next view's leader."""
-
-    view: int
-    height: int
-    block_hash: bytes
-
-    def size_bytes(self) -> int:
-        return MESSAGE_HEADER_BYTES + _DIGEST_BYTES  # view and height ride in the header
-
-    def equivocal(self) -> Vote:
-        """The same vote for another block (sent by an equivocating replica)."""
-        return Vote(self.view, self.height, other_digest(self.block_hash))
-
-
-@dataclass(frozen=True, slots=True)
-class NewView(Message):
-    """Sent on a view timeout to the leader of ``view`` with the sender's highQC."""
-
-    view: int
-    qc: QC
-
-    @property
-    def signatures(self) -> int:  # type: ignore[override]
-        return 1 + self.qc.signatures
-
-    def size_bytes(self) -> int:
-        return MESSAGE_HEADER_BYTES + self.qc.size_bytes
-
-
-@dataclass(frozen=True, slots=True)
-class TxToLeader(Message):
-    """A transaction forwarded by its origin to a leader.
-
-    Not ``carries_txs``: the origin keeps the transaction until it commits, so a lost
-    copy loses nothing (the origin forwards it again).
-    """
-
-    tx: Transaction
-
-    def size_bytes(self) -> int:
-        return MESSAGE_HEADER_BYTES + self.tx.size_bytes
-
-
-@dataclass(frozen=True, slots=True)
-class SyncRequest(Message):
-    """Ask for the chain ending at ``block_hash`` above height ``have_height``."""
-
-    block_hash: bytes
-    height: int
-    have_height: int
-
-    def size_bytes(self) -> int:
-        return MESSAGE_HEADER_BYTES + _DIGEST_BYTES + 16
-
-
-@dataclass(frozen=True, slots=True)
-class SyncResponse(Message):
-    """Blocks with their justify QCs, in height order, towards the requested block."""
-
-    block_hash: bytes  # the requested block (the last entry unless the answer was cut short)
-    height: int
-    entries: tuple[tuple[Block, QC], ...]
-
-    @property
-    def signatures(self) -> int:  # type: ignore[override]
-        return 1 + sum(qc.signatures for _, qc in self.entries)
-
-    def size_bytes(self) -> int:
-        return MESSAGE_HEADER_BYTES + _DIGEST_BYTES + sum(b.size_bytes + qc.size_bytes for b, qc in self.entries)
 
 
 @dataclass(slots=True)
@@ -199,11 +103,12 @@ class HotStuffParams(ProtocolParams):
 
 
 @register_protocol
-class HotStuff(Protocol):
+class HotStuff(HotStuffPhaseMode, Protocol):
     """Chained HotStuff: one block per view, one vote message per replica per view."""
 
     name = "hotstuff"
     Params = HotStuffParams
+    supports_phase_mode = True  # votes to the next leader (sim.consensus._hotstuff_phase)
     syncs_ledger = True  # block sync (SyncRequest) brings a rejoining replica up to date
     params: HotStuffParams
 
@@ -362,11 +267,15 @@ class HotStuff(Protocol):
             return
         voters.add(src)
         if len(voters) == self.quorum:
-            self.ctx.record("qc_formed", view=vote.view, height=vote.height)
-            self._learn_qc(QC(vote.view, vote.height, vote.block_hash, self.quorum), src)
-            self.votes = {k: v for k, v in self.votes.items() if k[0] > vote.view}
-            self._progress(vote.view + 1)
-            self._try_propose(vote.view + 1)
+            self._qc_formed(vote, src)
+
+    def _qc_formed(self, vote: Vote, src: int) -> None:
+        """A quorum voted ``vote``, the last vote from ``src``: learn the QC, propose the next view."""
+        self.ctx.record("qc_formed", view=vote.view, height=vote.height)
+        self._learn_qc(QC(vote.view, vote.height, vote.block_hash, self.quorum), src)
+        self.votes = {k: v for k, v in self.votes.items() if k[0] > vote.view}
+        self._progress(vote.view + 1)
+        self._try_propose(vote.view + 1)
 
     def _on_new_view(self, src: int, msg: NewView) -> None:
         self._learn_qc(msg.qc, src)
@@ -438,7 +347,9 @@ class HotStuff(Protocol):
         self.batch_timer = None
         self.new_views = {v: s for v, s in self.new_views.items() if v > view}
         ctx.record("leader_elected", view=view, leader=ctx.node_id)
-        if ctx.n > 1:
+        if ctx.n > 1 and ctx.phase_mode and ctx.phase_representable:
+            msg = self._propose_phased(msg)
+        elif ctx.n > 1:
             ctx.broadcast(msg)
         self._on_proposal(ctx.node_id, msg)
 
@@ -455,14 +366,16 @@ class HotStuff(Protocol):
             or block.block_hash in self.entries
             or block.height <= self.ctx.ledger_height
         ):
+            self._cast_vote(msg, None)
             return
         parent = self._lookup(block.prev_hash, block.height - 1)
-        if parent is None:
+        if parent is None:  # decides on its vote when handled again, after block sync
             if len(self.buffered) < _MAX_BUFFERED:
                 self.buffered[block.block_hash] = (src, msg)
             self._ask_sync(src, block.prev_hash, block.height - 1)
             return
         if parent.view != qc.view:
+            self._cast_vote(msg, None)
             return
         entry = _Entry(block.block_hash, view, block.height, block.prev_hash, qc, block)
         self._insert(entry)
@@ -472,8 +385,7 @@ class HotStuff(Protocol):
         self._update(entry, src)
         if view >= self.cur_view:
             self._progress(view + 1)
-        if vote:
-            self._send_or_handle(self._leader(view + 1), Vote(view, block.height, block.block_hash))
+        self._cast_vote(msg, Vote(view, block.height, block.block_hash) if vote else None)
 
     def _insert(self, entry: _Entry) -> None:
         self.entries[entry.hash] = entry
@@ -615,6 +527,8 @@ class HotStuff(Protocol):
             self._on_proposal(src, msg)
         elif isinstance(msg, Vote):
             self._on_vote(src, msg)
+        elif isinstance(msg, VotesArrived):
+            self._on_votes_arrived(msg)
         elif isinstance(msg, NewView):
             self._on_new_view(src, msg)
         elif isinstance(msg, TxToLeader):
@@ -634,6 +548,8 @@ class HotStuff(Protocol):
             self._try_propose(data)
         elif name == "sweep":
             self._sweep()
+        elif name == "phase":
+            self._phase_qc(*data)
 
     def on_crash(self) -> None:
         self._reset_volatile()
@@ -642,6 +558,7 @@ class HotStuff(Protocol):
         self.sweep_timer = None
 
     def on_recover(self) -> None:
+        self._up_since_s = self.ctx.network.env.now
         timeout_s = self.params.view_timeout_s * 2 ** min(self.timeouts_in_row, _MAX_BACKOFF_EXP)
         self.view_deadline_s = self.ctx.now + timeout_s
         self._arm_view_timer()

@@ -365,3 +365,53 @@ class QuorumRound:
             at = self.quorum_time(j)  # finite: j has ``need`` copies from confirmed senders
             self.waiting.discard(j)
             self.network.deliver_at(j, j, self.messages[j], max(now, at))
+
+
+def gather(
+    network: Network,
+    links: LinkSnapshot,
+    senders: np.ndarray,
+    ready_s: np.ndarray,
+    dst: int,
+    size_bytes: int,
+    kind: str,
+) -> np.ndarray:
+    """Every sender sends one ``size_bytes`` message of type ``kind`` to ``dst`` (votes to a leader).
+
+    The linear counterpart of :func:`broadcast`: same link model (uplink queue,
+    serialization, delay, jitter and loss from the ``links`` stream, crash and partition
+    masks), same accounting and uplink reservation, one copy per sender.
+
+    Args:
+        senders: (s,) node ids, each at most once, ``dst`` not among them.
+        ready_s: (s,) time each sender's message is signed and ready, seconds.
+
+    Returns:
+        (s,) arrival time at ``dst`` of each sender's message, seconds; ``inf`` where it
+        is not delivered (an end down or cut off, or lost).
+    """
+    n = links.n
+    senders = np.asarray(senders, dtype=np.int64)
+    s = len(senders)
+    if s == 0:
+        return np.full(0, np.inf)
+    tx_s = size_bytes * 8.0 / links.bandwidth_bps[senders]
+    start_s = np.maximum(np.asarray(ready_s, dtype=float), links.uplink_free_s[senders])
+    end_s = start_s + tx_s
+    arrival = end_s + links.delay_s[senders, dst] + links.extra_delay_s
+    rng = network.links_rng
+    if links.jitter_s > 0:
+        arrival += rng.uniform(0.0, links.jitter_s, size=s)
+    ok = (senders != dst) & links.up[senders] & bool(links.up[dst]) & (links.group[senders] == links.group[dst])
+    if links.loss_rate > 0:
+        ok &= rng.random(s) >= links.loss_rate
+    links.uplink_free_s[senders] = end_s
+    _reserve_uplinks(network, senders, start_s, end_s)
+    sent = np.zeros(n, dtype=np.int64)
+    sent[senders] = 1
+    dropped = np.zeros(n, dtype=np.int64)
+    dropped[senders] = ~ok
+    received = np.zeros(n, dtype=np.int64)
+    received[dst] = int(ok.sum())
+    network.account_bulk(kind, size_bytes, sent, received, dropped)
+    return np.where(ok, arrival, np.inf)

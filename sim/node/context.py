@@ -63,6 +63,20 @@ class NodeContext:
         return self._node.sim.phase_mode
 
     @property
+    def phase_representable(self) -> bool:
+        """True if phase-mode kernels can stand for the messages of a phase now.
+
+        False while a link degradation (``degrade`` fault) applies, which the kernels'
+        link snapshot does not model, or while some node's sends pass through a Byzantine
+        behaviour (sim/faults), which only real messages go through. A protocol then
+        moves that phase as messages.
+        """
+        sim = self._node.sim
+        if sim.network.link_rules:
+            return False
+        return sim.faults is None or all(node.behaviour is None for node in sim.nodes)
+
+    @property
     def network(self) -> Network:
         """The network, for phase-mode kernels (``sim.network.phase``) only: they read its
         delay matrix and up/group state and move messages through its bulk methods."""

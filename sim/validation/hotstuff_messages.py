@@ -18,6 +18,10 @@ are exact), no signing, verification or hashing cost, a bandwidth so large that
 serialization vanishes, no workload and ``batch_timeout_s = 0`` (leaders propose empty
 blocks at once). View v is proposed at 2D(v - 1); stopping at 2D(K - 1) + 1.5D, every
 vote of view K has been sent and nothing of view K + 1 (tests/test_hotstuff.py).
+
+Each case runs in message mode and in phase mode (names ending ``_phase``): phase mode
+computes a view's votes with numpy when its leader proposes and must count the same
+messages (:mod:`sim.consensus._hotstuff_phase`).
 """
 
 from __future__ import annotations
@@ -37,18 +41,20 @@ _EXACT_WHY = "exact: fixed delays and no CPU cost make the run deterministic; ev
 
 
 @lru_cache(maxsize=8)
-def messages_per_view(n: int, views: int) -> dict[str, float]:
+def messages_per_view(n: int, views: int, mode: str = "message") -> dict[str, float]:
     """Messages sent per view, by message type (plus ``"all"``), over ``views`` fault-free views.
+
+    ``mode`` is the network mode, "message" or "phase".
 
     NaN everywhere if the run did not go through exactly views 1..``views`` in order with
     leaders v mod n (a failed view would make the per-view count meaningless).
     """
     scenario = parse_scenario(
         {
-            "name": f"hotstuff-messages-n{n}",
+            "name": f"hotstuff-messages-n{n}-{mode}",
             "duration_s": 10.0,
             "seed": 1,
-            "network": {"nodes": n, "topology": "full_mesh", "latency_s": DELAY_S, "bandwidth_bps": 1e30},
+            "network": {"nodes": n, "topology": "full_mesh", "latency_s": DELAY_S, "bandwidth_bps": 1e30, "mode": mode},
             "node": {"sign_s": 0.0, "verify_s": 0.0, "hash_rate_bps": 1e30, "execute_scale": 0.0},
             "protocol": {"name": "hotstuff", "batch_timeout_s": 0.0},
             "workload": {"rate_tps": 0.0},
@@ -72,11 +78,15 @@ def _views(quick: bool) -> int:
     return 10 if quick else 20
 
 
-def _register(n: int) -> None:
-    configured = f"hotstuff, {n} nodes, full mesh, fixed one-way delay 1/64 s, no CPU cost, no workload, empty blocks, fault-free views"
+def _register(n: int, mode: str) -> None:
+    configured = (
+        f"hotstuff, {n} nodes, {mode} mode, full mesh, fixed one-way delay 1/64 s, no CPU cost, no workload, "
+        "empty blocks, fault-free views"
+    )
+    suffix = "" if mode == "message" else f"_{mode}"
 
     @case(
-        name=f"hotstuff_proposals_per_view_n{n}",
+        name=f"hotstuff_proposals_per_view_n{n}{suffix}",
         group="hotstuff messages",
         configured=configured,
         reference="n - 1 proposal messages per view: leader(v) broadcasts one proposal (chained HotStuff)",
@@ -84,10 +94,10 @@ def _register(n: int) -> None:
         tolerance_why=_EXACT_WHY,
     )
     def proposals(quick: bool) -> CaseResult:
-        return CaseResult(n - 1, messages_per_view(n, _views(quick))["Proposal"], 0.0, "messages/view")
+        return CaseResult(n - 1, messages_per_view(n, _views(quick), mode)["Proposal"], 0.0, "messages/view")
 
     @case(
-        name=f"hotstuff_votes_per_view_n{n}",
+        name=f"hotstuff_votes_per_view_n{n}{suffix}",
         group="hotstuff messages",
         configured=configured,
         reference="n - 1 vote messages per view: every replica votes to leader(v + 1), whose own vote is local (paper: n votes)",
@@ -95,10 +105,10 @@ def _register(n: int) -> None:
         tolerance_why=_EXACT_WHY,
     )
     def votes(quick: bool) -> CaseResult:
-        return CaseResult(n - 1, messages_per_view(n, _views(quick))["Vote"], 0.0, "messages/view")
+        return CaseResult(n - 1, messages_per_view(n, _views(quick), mode)["Vote"], 0.0, "messages/view")
 
     @case(
-        name=f"hotstuff_all_messages_per_view_n{n}",
+        name=f"hotstuff_all_messages_per_view_n{n}{suffix}",
         group="hotstuff messages",
         configured=configured,
         reference="2(n - 1) messages of any type per view: linear in n (PBFT's normal case is quadratic)",
@@ -106,8 +116,9 @@ def _register(n: int) -> None:
         tolerance_why=_EXACT_WHY + "; counting every type shows no other message is sent",
     )
     def everything(quick: bool) -> CaseResult:
-        return CaseResult(2 * (n - 1), messages_per_view(n, _views(quick))["all"], 0.0, "messages/view")
+        return CaseResult(2 * (n - 1), messages_per_view(n, _views(quick), mode)["all"], 0.0, "messages/view")
 
 
 for _n in (4, 16):
-    _register(_n)
+    for _mode in ("message", "phase"):
+        _register(_n, _mode)
