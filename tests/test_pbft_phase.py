@@ -103,3 +103,22 @@ def test_phase_mode_with_cpu_costs_stays_close() -> None:
     phase = sim.run(scenario("phase", 16, **cpu)).summary
     assert phase["latency_mean_s"] == pytest.approx(message["latency_mean_s"], rel=0.02)
     assert phase["cpu_utilization_max"] == pytest.approx(message["cpu_utilization_max"], rel=0.05)
+
+
+@pytest.mark.parametrize("behaviour", ["equivocate", "delay"])
+def test_blocks_proposed_while_a_node_is_byzantine_go_as_messages(behaviour: str) -> None:
+    # Phase mode cannot stand for a Byzantine node's sends: while node 3 misbehaves (from
+    # the start to the end of the run) every block goes as messages, event for event as in
+    # message mode, and the behaviour's effect (here on node 3's own sends) is the same.
+    from tests.test_bft_byzantine import BEHAVIOURS, FAST
+
+    def run(mode: str) -> sim.RunResult:
+        fault = {"kind": "byzantine", "nodes": [3], "behaviour": behaviour, "at_s": 0.0, **BEHAVIOURS[behaviour]}
+        timeout_s = FAST["pbft"]["protocol__view_change_timeout_s"]
+        return sim.run(scenario(mode, 4, faults=[fault], duration_s=4.0, protocol__view_change_timeout_s=timeout_s))
+
+    message, phase = run("message"), run("phase")
+    assert message.summary["events"] == phase.summary["events"]
+    a, b = message.transactions.set_index("tx_id"), phase.transactions.set_index("tx_id")
+    assert a["outcome"].equals(b["outcome"]) and (a["outcome"] == "committed").mean() > 0.8
+    np.testing.assert_array_equal(a["commit_s"].to_numpy(), b["commit_s"].to_numpy())

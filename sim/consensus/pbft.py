@@ -278,8 +278,10 @@ class Pbft(PbftViewChange, PbftRepair, PbftPhaseMode, PbftReplyPhase, Protocol):
         block = ctx.make_block(seq, self.head_hash, txs, round=self.view)
         self.next_seq, self.head_hash = seq + 1, block.block_hash
         pp = PrePrepare(self.view, seq, block, tuple(txs))
-        self._accept(seq, pp, phased=ctx.phase_mode)
-        if ctx.phase_mode:
+        # phase mode cannot stand for Byzantine sends or degraded links: such blocks go as messages
+        phased = ctx.phase_mode and ctx.phase_representable
+        self._accept(seq, pp, phased=phased)
+        if phased:
             self._phases_vectorized(pp)
         else:
             ctx.broadcast(pp)
@@ -315,10 +317,11 @@ class Pbft(PbftViewChange, PbftRepair, PbftPhaseMode, PbftReplyPhase, Protocol):
         if slot.pp is not None:
             return  # one pre-prepare per view and sequence number
         self._accept(pp.seq, pp)
-        if not self.ctx.phase_mode:
-            self.ctx.broadcast(Prepare(pp.view, pp.seq, pp.digest))
-            slot.prepares.setdefault(pp.digest, set()).add(self.ctx.node_id)
-            self._check_prepared(pp.seq)
+        # a real PRE-PREPARE is always answered with messages: in phase mode the primary
+        # sends one only for blocks it could not phase (phased slots are never retransmitted)
+        self.ctx.broadcast(Prepare(pp.view, pp.seq, pp.digest))
+        slot.prepares.setdefault(pp.digest, set()).add(self.ctx.node_id)
+        self._check_prepared(pp.seq)
         self._arm_request_timer()
 
     def _on_prepare(self, src: int, msg: Prepare) -> None:
