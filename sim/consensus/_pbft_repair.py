@@ -56,7 +56,6 @@ class PbftRepair:
         for table in (self.log, self.pcerts, self.checkpoints):
             for s in [s for s in table if s <= seq]:
                 del table[s]
-        self.ordered = {tx.tx_id for slot in self.log.values() if slot.pp for tx in slot.pp.txs} - self.executed
         # a superseded pre-prepare may hold requests nobody executed: keep them (blocks still
         # to come by state transfer remove them from the mempool when they are applied)
         self._readmit(dropped)
@@ -161,14 +160,21 @@ class PbftRepair:
         ``wait_s`` after submission, then with exponential backoff (each wait doubles, up to
         8 view-change timeouts), so an open-loop backlog is not re-sent in full every period."""
         now = self.ctx.now
+        overdue = set()
+        for tx_id, submit_s in self.own.items():
+            if tx_id not in self.answered:
+                last_s, gap_s = self.resent_s.get(tx_id, (submit_s, wait_s))
+                if now - last_s >= gap_s:
+                    overdue.add(tx_id)
+        if not overdue:  # the usual case: look no further (the log can hold many blocks)
+            return
         held = list(self.ctx.mempool) + [tx for batch in self.backlog for tx in batch]
         held += [tx for slot in self.log.values() if slot.pp for tx in slot.pp.txs]  # a stale primary's own blocks
         due: dict[int, Transaction] = {}
         for tx in held:
-            if tx.tx_id in self.own and tx.tx_id not in self.answered and tx.tx_id not in due:
+            if tx.tx_id in overdue and tx.tx_id not in due:
                 last_s, gap_s = self.resent_s.get(tx.tx_id, (tx.submit_s, wait_s))
-                if now - last_s >= gap_s:
-                    due[tx.tx_id] = tx
-                    self.resent_s[tx.tx_id] = (now, min(2 * gap_s, 8 * self.params.view_change_timeout_s))
+                due[tx.tx_id] = tx
+                self.resent_s[tx.tx_id] = (now, min(2 * gap_s, 8 * self.params.view_change_timeout_s))
         if due:
             self.ctx.broadcast(RequestBatch(tuple(due.values())))

@@ -225,7 +225,7 @@ class PbftViewChange:
         self.new_view_timer = None
         self.vc_msgs = {w: m for w, m in self.vc_msgs.items() if w > nv.view}
         self.future_senders = {w: s for w, s in self.future_senders.items() if w > nv.view}
-        self.log, self.ordered = {}, set()
+        self.log = {}
         base = max(nv.view_changes, key=lambda vc: vc.stable_seq)
         if base.stable_seq > self.stable_seq:
             holders = sorted(vc.replica for vc in nv.view_changes if vc.stable_seq == base.stable_seq)

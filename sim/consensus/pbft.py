@@ -64,6 +64,7 @@ from sim.consensus._pbft_messages import (
 )
 from sim.consensus._pbft_phase import PbftPhaseMode
 from sim.consensus._pbft_replies import PbftReplyPhase, PhaseReply
+from sim.consensus._pbft_txviews import ExecutedTxs, OrderedTxs
 from sim.consensus._pbft_repair import PbftRepair
 from sim.consensus._pbft_view_change import PbftViewChange
 from sim.consensus.base import Message, Protocol, ProtocolParams, register_protocol
@@ -154,9 +155,9 @@ class Pbft(PbftViewChange, PbftRepair, PbftPhaseMode, PbftReplyPhase, Protocol):
         self.checkpoints: dict[int, dict[bytes, set[int]]] = {}
         self.next_seq, self.head_hash = 1, GENESIS_HASH  # the primary's next proposal
         self.backlog: list[list[Transaction]] = []  # batches cut while the window was full
-        self.executed: set[int] = set()
-        self.ordered: set[int] = set()  # transactions in pre-prepares not yet executed
-        self.own: set[int] = set()  # this origin's requests not yet executed here
+        self.executed = ExecutedTxs(ctx)  # on this replica's ledger
+        self.ordered = OrderedTxs(self)  # in pre-prepares in the log, not yet executed
+        self.own: dict[int, float] = {}  # this origin's requests not yet executed here -> submitted at (s)
         self.nudged: set[int] = set()  # requests whose view-change timer expired once
         self.answered: set[int] = set()  # own requests confirmed to the client, not executed here
         self.resent_s: dict[int, tuple[float, float]] = {}  # own request -> (last sent, next wait) of its client
@@ -225,7 +226,7 @@ class Pbft(PbftViewChange, PbftRepair, PbftPhaseMode, PbftReplyPhase, Protocol):
     # --------------------------------------------------------------- requests
 
     def on_transaction(self, tx: Transaction) -> None:
-        self.own.add(tx.tx_id)
+        self.own[tx.tx_id] = tx.submit_s
         self._arm_client_timer()
         if self.is_primary and self.active:
             self.cutter.poke()
@@ -300,7 +301,6 @@ class Pbft(PbftViewChange, PbftRepair, PbftPhaseMode, PbftReplyPhase, Protocol):
     def _accept(self, seq: int, pp: PrePrepare, phased: bool = False) -> _Slot:
         slot = self._slot(seq)
         slot.pp, slot.touched_s, slot.phased = pp, self.ctx.now, phased
-        self.ordered.update(tx.tx_id for tx in pp.txs if tx.tx_id not in self.executed)
         if not phased and self.status_timer is None:
             self.status_timer = self.ctx.set_timer(self._retransmit_s, "status")
         return slot
@@ -382,9 +382,8 @@ class Pbft(PbftViewChange, PbftRepair, PbftPhaseMode, PbftReplyPhase, Protocol):
         self.chain.append(block)
         self.backoff = 0
         ids = block.tx_ids
-        self.executed.update(ids)
-        self.ordered.difference_update(ids)
-        self.nudged.difference_update(ids)
+        if self.nudged:
+            self.nudged.difference_update(ids)
         if reply_round is not None and txs is not None:
             others = int(reply_round.replies_sent[me])
             if others:
@@ -400,7 +399,8 @@ class Pbft(PbftViewChange, PbftRepair, PbftPhaseMode, PbftReplyPhase, Protocol):
                     ctx.send(origin, Reply(self.view, block.height, block.block_hash, tuple(origin_ids)))
             own = tuple(t for t in ids if t in self.own)
         if own:
-            self.own.difference_update(own)
+            for t in own:
+                del self.own[t]
             self.answered.difference_update(own)
             for t in own:
                 self.resent_s.pop(t, None)
@@ -480,7 +480,7 @@ class Pbft(PbftViewChange, PbftRepair, PbftPhaseMode, PbftReplyPhase, Protocol):
         if lost:
             self.ctx.tx_dropped(lost, "node crashed")
         self.backlog = []
-        self.own, self.nudged, self.answered, self.replies, self.resent_s = set(), set(), set(), {}, {}
+        self.own, self.nudged, self.answered, self.replies, self.resent_s = {}, set(), set(), {}, {}
         self.lag_timer = self.status_timer = self.client_timer = None
         self.future, self.future_senders = [], {}
         self.request_timer = self.new_view_timer = self.request_due_s = None

@@ -107,6 +107,9 @@ class Simulation:
         self.phase_mode = wants_phase and self.protocol_cls.supports_phase_mode
         self.txs: list[Transaction] = []
         self._block_info: dict[bytes, BlockInfo] = {}
+        # transaction id -> (height, hash) of every block built with it: lets a node tell
+        # whether a transaction is on its ledger without a set of every id it executed
+        self._tx_blocks: dict[int, tuple[tuple[int, bytes], ...]] = {}
         # Fault framework hooks (sim/faults): message types handled by a framework service
         # instead of the protocol (block sync); the block validity guard of honest nodes,
         # set only when Byzantine faults are configured.
@@ -191,7 +194,18 @@ class Simulation:
                 execute_s=sum(tx.execute_s for tx in txs),
                 by_origin={k: tuple(v) for k, v in by_origin.items()},
             )
+            self._index_txs(block)
         self.recorder.txs_proposed(block.tx_ids, self.env.now)
+
+    def _index_txs(self, block: Block) -> None:
+        place = ((block.height, block.block_hash),)
+        index = self._tx_blocks
+        for tx_id in block.tx_ids:
+            index[tx_id] = index.get(tx_id, ()) + place
+
+    def blocks_holding(self, tx_id: int) -> tuple[tuple[int, bytes], ...]:
+        """(height, block hash) of every block built in this run that holds ``tx_id``."""
+        return self._tx_blocks.get(tx_id, ())
 
     def block_info(self, block: Block) -> BlockInfo:
         """Facts about a block built in this simulation."""
@@ -204,7 +218,9 @@ class Simulation:
     def block_variant(self, original: Block, variant: Block) -> None:
         """Index ``variant`` (a Byzantine copy of ``original`` with the same transactions,
         possibly reordered) so nodes that accept it can execute it."""
-        self._block_info.setdefault(variant.block_hash, self._block_info[original.block_hash])
+        if variant.block_hash not in self._block_info:
+            self._block_info[variant.block_hash] = self._block_info[original.block_hash]
+            self._index_txs(variant)
         by_id = {tx.tx_id: tx for tx in self.executor.block_transactions(original)}
         self.executor.block_created(variant, [by_id[i] for i in variant.tx_ids if i in by_id])
 

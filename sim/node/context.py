@@ -116,6 +116,19 @@ class NodeContext:
         """Hash of the last block delivered here (genesis hash when empty)."""
         return self._node.ledger.head_hash
 
+    def on_ledger(self, tx_id: int) -> bool:
+        """True if a block holding ``tx_id`` has been delivered here (is on this node's ledger)."""
+        ledger = self._node.ledger
+        top = ledger.height
+        for height, block_hash in self._node.sim.blocks_holding(tx_id):
+            if height <= top and ledger.hash_at(height) == block_hash:
+                return True
+        return False
+
+    def blocks_holding(self, tx_id: int) -> tuple[tuple[int, bytes], ...]:
+        """(height, block hash) of every block built in this run (by any node) that holds ``tx_id``."""
+        return self._node.sim.blocks_holding(tx_id)
+
     # --------------------------------------------------------------- messages
 
     def send(self, dst: int, msg: Message) -> None:
