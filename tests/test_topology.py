@@ -202,3 +202,101 @@ def test_large_scale_free_fast() -> None:
     topo = build_topology("scale_free", 1000, P, _rng(2))
     assert topo.n == 1000 and nx.is_connected(topo.graph)
     assert np.all(np.isfinite(topo.delay_s))
+
+
+# ---------------------------------------------------------------- lazy delays
+
+
+def _eager_all_pairs(topo: Topology) -> np.ndarray:
+    """The all-pairs matrix as the builders computed it before delays became lazy."""
+    from scipy.sparse import csr_matrix
+    from scipy.sparse.csgraph import shortest_path
+
+    edges = list(topo.graph.edges(data="delay_s"))
+    rows = np.array([u for u, _, _ in edges], dtype=np.int64)
+    cols = np.array([v for _, v, _ in edges], dtype=np.int64)
+    data = np.array([d for _, _, d in edges], dtype=np.float64)
+    adj = csr_matrix((data, (rows, cols)), shape=(topo.n, topo.n))
+    full = shortest_path(adj, method="D", directed=False)
+    np.fill_diagonal(full, 0.0)
+    return full
+
+
+def _old_random_geometric_graph(n: int, params: TopologyParams, rng: np.random.Generator) -> nx.Graph:
+    """The dense (n, n)-distance construction the builder used before the k-d tree."""
+    pos = rng.random((n, 2))
+    dist = np.sqrt(((pos[:, None, :] - pos[None, :, :]) ** 2).sum(axis=-1))
+    radius = np.sqrt(params.degree / (np.pi * (n - 1)))
+    graph = nx.Graph()
+    graph.add_nodes_from(range(n))
+    iu, ju = np.nonzero(np.triu(dist <= radius, k=1))
+    graph.add_edges_from(zip(iu.tolist(), ju.tolist()))
+    comps = sorted((sorted(c) for c in nx.connected_components(graph)), key=lambda c: c[0])
+    for a, b in zip(comps, comps[1:]):
+        sub = dist[np.ix_(a, b)]
+        i, j = np.unravel_index(int(np.argmin(sub)), sub.shape)
+        graph.add_edge(a[i], b[j])
+    for u, v in graph.edges():
+        graph.edges[u, v]["delay_s"] = float(params.latency_s * dist[u, v] / np.sqrt(2))
+    return graph
+
+
+LAZY_CASES = [
+    ("scale_free", 150, TopologyParams(degree=6), 1),
+    ("scale_free", 150, TopologyParams(degree=8), 2),
+    ("scale_free", 120, TopologyParams(cities=("Dallas", "Toronto", "London"), intra_city_delay_s=0.0), 3),
+    ("scale_free", 60, TopologyParams(cities=("Dallas",), intra_city_delay_s=0.0), 4),
+    ("random_geometric", 150, TopologyParams(degree=6), 5),
+    ("random_geometric", 80, TopologyParams(degree=2), 6),
+    ("random_geometric", 50, TopologyParams(degree=4, latency_s=0.0), 7),
+]
+
+
+@pytest.mark.parametrize(("name", "n", "params", "seed"), LAZY_CASES)
+def test_lazy_delays_equal_the_eager_all_pairs_matrix(name: str, n: int, params: TopologyParams, seed: int) -> None:
+    from sim.network.gossip import FloodGraph
+    from sim.network.topology import PathDelays
+
+    topo = build_topology(name, n, params, _rng(seed))
+    delays = topo.delay_s
+    assert isinstance(delays, PathDelays)
+    assert not delays.materialized and delays.rows_computed == 0  # building computes no delays
+    eager = _eager_all_pairs(topo)
+    # peer delays (what phase-mode gossip reads) without computing all rows
+    graph = FloodGraph.build(topo.peers, delays)
+    assert not delays.materialized
+    assert delays.rows_computed == 0
+    assert np.array_equal(graph.delay_s, eager[graph.src, graph.dst])
+    # single rows and scalar reads, bit for bit
+    for i in range(0, n, 7):
+        assert np.array_equal(delays[i], eager[i])
+        assert delays[i, n - 1 - i] == eager[i, n - 1 - i]
+    assert not delays.materialized
+    pairs = _rng(seed + 100).integers(0, n, size=(2, 500))
+    assert np.array_equal(delays.pairs(pairs[0], pairs[1]), eager[pairs[0], pairs[1]])
+    # all pairs, once, on demand
+    assert np.array_equal(np.asarray(delays), eager)
+    assert delays.materialized and np.asarray(delays) is delays.full()
+    assert np.array_equal(delays[3], eager[3])
+
+
+def test_lazy_cases_include_edges_longer_than_a_path() -> None:
+    # The peer-delay proof must not assume the direct edge is shortest: these graphs have
+    # edges beaten by a multi-hop path (the city RTT table breaks the triangle inequality)
+    # and zero-delay edges.
+    topo = build_topology("scale_free", 150, TopologyParams(degree=8), _rng(2))
+    eager = _eager_all_pairs(topo)
+    beaten = [(u, v) for u, v, w in topo.graph.edges(data="delay_s") if eager[u, v] < w]
+    assert len(beaten) >= 5
+    zero = build_topology("scale_free", 120, TopologyParams(cities=("Dallas", "Toronto", "London"), intra_city_delay_s=0.0), _rng(3))
+    weights = [w for _, _, w in zero.graph.edges(data="delay_s")]
+    assert 0.0 in weights and max(weights) > 0.0
+
+
+@pytest.mark.parametrize("seed", [0, 1, 2, 3])
+@pytest.mark.parametrize("n", [2, 40, 300])
+def test_random_geometric_graph_same_as_dense_construction(n: int, seed: int) -> None:
+    params = TopologyParams(degree=5)
+    topo = build_topology("random_geometric", n, params, _rng(seed))
+    old = _old_random_geometric_graph(n, params, _rng(seed))
+    assert list(topo.graph.edges(data="delay_s")) == list(old.edges(data="delay_s"))

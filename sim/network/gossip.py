@@ -43,6 +43,8 @@ import simpy
 from scipy.sparse import csr_matrix
 from scipy.sparse.csgraph import dijkstra
 
+from sim.network._path_delays import PathDelays, pair_delays
+
 __all__ = ["FloodGraph", "FloodResult", "flood", "hop_costs", "schedule_arrivals"]
 
 
@@ -69,8 +71,11 @@ class FloodGraph:
     degree: np.ndarray
 
     @classmethod
-    def build(cls, peers: Sequence[Sequence[int]], delay_s: Sequence[Sequence[float]] | np.ndarray) -> FloodGraph:
-        """From each node's peer list and the (n, n) one-way delay matrix (seconds)."""
+    def build(cls, peers: Sequence[Sequence[int]], delay_s: Sequence[Sequence[float]] | np.ndarray | PathDelays) -> FloodGraph:
+        """From each node's peer list and the (n, n) one-way delay matrix (seconds).
+
+        Only the delays between peers are read (a lazy :class:`PathDelays` computes just those).
+        """
         n = len(peers)
         degree = np.array([len(p) for p in peers], dtype=np.int64)
         indptr = np.zeros(n + 1, dtype=np.int64)
@@ -78,7 +83,7 @@ class FloodGraph:
         dst = np.fromiter((v for p in peers for v in p), dtype=np.int64, count=int(indptr[-1]))
         src = np.repeat(np.arange(n, dtype=np.int64), degree)
         slot = np.arange(len(dst), dtype=np.int64) - indptr[src] + 1
-        delay = np.asarray(delay_s, dtype=np.float64)[src, dst] if len(dst) else np.zeros(0)
+        delay = pair_delays(delay_s, src, dst) if len(dst) else np.zeros(0)
         return cls(n=n, indptr=indptr, dst=dst, src=src, slot=slot, delay_s=delay, degree=degree)
 
 

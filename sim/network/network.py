@@ -19,6 +19,7 @@ import simpy
 
 from sim.consensus.base import Message
 from sim.network import gossip
+from sim.network._path_delays import PathDelays
 
 __all__ = ["LinkRule", "Network"]
 
@@ -68,7 +69,8 @@ class Network:
 
     Args:
         env: the simulation environment.
-        delay_s: (n, n) one-way propagation delays, seconds.
+        delay_s: (n, n) one-way propagation delays, seconds: an array, or a lazy
+            :class:`~sim.network._path_delays.PathDelays` (rows computed on first use).
         bandwidth_bps: uplink bandwidth of every node, bits/s.
         jitter_s: extra delay per message, uniform on [0, jitter_s], seconds.
         loss_rate: probability that a message is lost.
@@ -81,7 +83,7 @@ class Network:
     def __init__(
         self,
         env: simpy.Environment,
-        delay_s: np.ndarray,
+        delay_s: np.ndarray | PathDelays,
         bandwidth_bps: float,
         jitter_s: float,
         loss_rate: float,
@@ -92,12 +94,16 @@ class Network:
         n = delay_s.shape[0]
         self.env = env
         self.n = n
-        self.delay_s: np.ndarray = np.asarray(delay_s, dtype=float)
+        #: one-way delays src -> dst, seconds: ``delay_s[src]`` is a row, ``delay_s[src][dst]`` a float
+        self.delay_s: np.ndarray | PathDelays = (
+            delay_s if isinstance(delay_s, PathDelays) else np.asarray(delay_s, dtype=float)
+        )
         # rows as Python lists, made on a node's first send: O(n) per sender, not O(n^2) up front
         self._delay_rows: list[list[float] | None] = [None] * n
-        #: the same delays as a read-only (n, n) array, src -> dst (for phase-mode kernels)
-        self.delay_matrix_s: np.ndarray = self.delay_s
-        self.delay_matrix_s.setflags(write=False)
+        self._delay_matrix_s: np.ndarray | None = None
+        if isinstance(self.delay_s, np.ndarray):
+            self.delay_s.setflags(write=False)
+            self._delay_matrix_s = self.delay_s
         self.bandwidth_bps = [float(bandwidth_bps)] * n
         self.jitter_s = jitter_s
         self.loss_rate = loss_rate
@@ -118,6 +124,16 @@ class Network:
         self._flood_peers: Sequence[Sequence[int]] | None = None
 
     # ------------------------------------------------------------------ sending
+
+    @property
+    def delay_matrix_s(self) -> np.ndarray:
+        """The delays as a read-only (n, n) array, src -> dst (for phase-mode kernels).
+
+        A lazy :class:`PathDelays` materializes its full matrix here, once.
+        """
+        if self._delay_matrix_s is None:
+            self._delay_matrix_s = np.asarray(self.delay_s)  # read-only: PathDelays.full()
+        return self._delay_matrix_s
 
     def reachable(self, src: int, dst: int) -> bool:
         """True if a message from ``src`` can reach ``dst`` now."""

@@ -18,11 +18,13 @@ from importlib.resources import files
 
 import networkx as nx
 import numpy as np
-from scipy.sparse import csr_matrix
-from scipy.sparse.csgraph import shortest_path
+from scipy.spatial import cKDTree
+
+from sim.network._path_delays import BoundFactory, PathDelays, euclidean_bound, group_bound
 
 __all__ = [
     "TOPOLOGIES",
+    "PathDelays",
     "Topology",
     "TopologyParams",
     "build_full_mesh",
@@ -66,11 +68,17 @@ class TopologyParams:
 
 @dataclass(frozen=True, eq=False)
 class Topology:
-    """A built overlay: graph, pairwise one-way delays (s), regions and peer lists."""
+    """A built overlay: graph, pairwise one-way delays (s), regions and peer lists.
+
+    ``delay_s`` is a read-only (n, n) array for the complete graphs (``full_mesh``,
+    ``regional``) and a :class:`PathDelays` for the sparse overlays (``scale_free``,
+    ``random_geometric``): the same values, computed lazily (rows on demand, the full
+    matrix only when asked for all pairs, e.g. by ``np.asarray``).
+    """
 
     name: str
     graph: nx.Graph
-    delay_s: np.ndarray
+    delay_s: np.ndarray | PathDelays
     region: tuple[str, ...]
     peers: tuple[tuple[int, ...], ...]
 
@@ -103,11 +111,12 @@ def _check_n(n: int) -> None:
         raise ValueError(f"n must be >= 1 node, got {n!r}")
 
 
-def _make(name: str, graph: nx.Graph, delay: np.ndarray, region: tuple[str, ...]) -> Topology:
-    """Assemble a Topology; freezes ``delay`` and derives sorted peer lists."""
-    delay = np.ascontiguousarray(delay, dtype=np.float64)
-    np.fill_diagonal(delay, 0.0)
-    delay.setflags(write=False)
+def _make(name: str, graph: nx.Graph, delay: np.ndarray | PathDelays, region: tuple[str, ...]) -> Topology:
+    """Assemble a Topology; freezes an eager ``delay`` and derives sorted peer lists."""
+    if not isinstance(delay, PathDelays):
+        delay = np.ascontiguousarray(delay, dtype=np.float64)
+        np.fill_diagonal(delay, 0.0)
+        delay.setflags(write=False)
     peers = tuple(tuple(sorted(graph.neighbors(i))) for i in range(graph.number_of_nodes()))
     return Topology(name=name, graph=graph, delay_s=delay, region=region, peers=peers)
 
@@ -118,28 +127,43 @@ def _single(name: str, label: str) -> Topology:
     return _make(name, graph, np.zeros((1, 1)), (label,))
 
 
-def _city_delays(n: int, params: TopologyParams) -> tuple[tuple[str, ...], np.ndarray]:
-    """Round-robin city per node and the (n, n) one-way delay matrix (s) between them."""
+def _city_index(n: int, params: TopologyParams) -> tuple[tuple[str, ...], np.ndarray, np.ndarray]:
+    """Round-robin city per node: (region names, city index per node, RTT table in ms)."""
     known, rtt = load_city_rtt_ms()
     chosen = known if params.cities is None else params.cities
     unknown = [c for c in chosen if c not in known]
     if unknown:
         raise ValueError(f"unknown city {unknown[0]!r}; known: {', '.join(known)}")
     idx = np.array([known.index(chosen[i % len(chosen)]) for i in range(n)])
-    delay = rtt[np.ix_(idx, idx)] / 2 / 1000
-    delay[idx[:, None] == idx[None, :]] = params.intra_city_delay_s
-    return tuple(known[i] for i in idx), delay
+    return tuple(known[i] for i in idx), idx, rtt
 
 
-def _shortest_delays(graph: nx.Graph, n: int) -> np.ndarray:
-    """All-pairs shortest-path sums (s) of edge ``delay_s`` over an undirected graph."""
+def _city_pair_delays(src_city: np.ndarray, dst_city: np.ndarray, rtt: np.ndarray, params: TopologyParams) -> np.ndarray:
+    """One-way delay (s) src -> dst for nodes in the given cities: RTT / 2, or intra-city."""
+    delay = rtt[src_city, dst_city] / 2 / 1000
+    delay[src_city == dst_city] = params.intra_city_delay_s
+    return delay
+
+
+def _city_delays(n: int, params: TopologyParams) -> tuple[tuple[str, ...], np.ndarray]:
+    """Round-robin city per node and the (n, n) one-way delay matrix (s) between them."""
+    region, idx, rtt = _city_index(n, params)
+    return region, _city_pair_delays(idx[:, None], idx[None, :], rtt, params)
+
+
+def _edge_arrays(graph: nx.Graph) -> tuple[np.ndarray, np.ndarray]:
+    """Both ends of every edge, in ``graph.edges()`` order."""
+    edges = np.array(list(graph.edges()), dtype=np.int64).reshape(-1, 2)
+    return edges[:, 0], edges[:, 1]
+
+
+def _path_delays(graph: nx.Graph, n: int, bound: BoundFactory) -> PathDelays:
+    """Lazy shortest-path sums (s) of edge ``delay_s`` over an undirected graph."""
     edges = list(graph.edges(data="delay_s"))
     rows = np.array([u for u, _, _ in edges], dtype=np.int64)
     cols = np.array([v for _, v, _ in edges], dtype=np.int64)
     data = np.array([d for _, _, d in edges], dtype=np.float64)
-    # Sparse input keeps explicit zero-weight edges (e.g. intra_city_delay_s == 0).
-    adj = csr_matrix((data, (rows, cols)), shape=(n, n))
-    return shortest_path(adj, method="D", directed=False)
+    return PathDelays(n, rows, cols, data, bound)
 
 
 def build_full_mesh(n: int, params: TopologyParams, rng: np.random.Generator) -> Topology:
@@ -171,14 +195,17 @@ def build_scale_free(n: int, params: TopologyParams, rng: np.random.Generator) -
     regional delay u -> v, and ``delay_s`` is the (symmetric) shortest-path sum.
     """
     _check_n(n)
-    region, pair = _city_delays(n, params)
+    region, city, rtt = _city_index(n, params)
     if n == 1:
         return _single("scale_free", region[0])
     m = min(max(1, params.degree // 2), n - 1)
     graph = nx.barabasi_albert_graph(n, m, seed=int(rng.integers(2**31)))
-    for u, v in graph.edges():
-        graph.edges[u, v]["delay_s"] = float(pair[min(u, v), max(u, v)])
-    return _make("scale_free", graph, _shortest_delays(graph, n), region)
+    u, v = _edge_arrays(graph)
+    lo, hi = np.minimum(u, v), np.maximum(u, v)
+    edge_delay = _city_pair_delays(city[lo], city[hi], rtt, params).tolist()
+    for a, b, d in zip(u.tolist(), v.tolist(), edge_delay):
+        graph.edges[a, b]["delay_s"] = d
+    return _make("scale_free", graph, _path_delays(graph, n, group_bound(city)), region)
 
 
 def build_random_geometric(n: int, params: TopologyParams, rng: np.random.Generator) -> Topology:
@@ -192,22 +219,33 @@ def build_random_geometric(n: int, params: TopologyParams, rng: np.random.Genera
     if n == 1:
         return _single("random_geometric", "geo")
     pos = rng.random((n, 2))
-    dist = np.sqrt(((pos[:, None, :] - pos[None, :, :]) ** 2).sum(axis=-1))
     radius = math.sqrt(params.degree / (math.pi * (n - 1)))
+    # Pairs within the radius from a k-d tree (a slightly larger radius: the test below
+    # is the exact one), so no (n, n) distance matrix is built.
+    cand = cKDTree(pos).query_pairs(radius * (1 + 1e-9), output_type="ndarray").astype(np.int64).reshape(-1, 2)
+    cand = cand[np.lexsort((cand[:, 1], cand[:, 0]))]
+    close = _distance(pos[cand[:, 0]], pos[cand[:, 1]]) <= radius
     graph = nx.Graph()
     graph.add_nodes_from(range(n))
-    iu, ju = np.nonzero(np.triu(dist <= radius, k=1))
-    graph.add_edges_from(zip(iu.tolist(), ju.tolist()))
+    graph.add_edges_from(zip(cand[close, 0].tolist(), cand[close, 1].tolist()))
     comps = sorted((sorted(c) for c in nx.connected_components(graph)), key=lambda c: c[0])
     for a, b in zip(comps, comps[1:]):
-        sub = dist[np.ix_(a, b)]
+        sub = _distance(pos[a][:, None, :], pos[b][None, :, :])
         i, j = np.unravel_index(int(np.argmin(sub)), sub.shape)
         graph.add_edge(a[i], b[j])
-    for u, v in graph.edges():
-        graph.edges[u, v]["delay_s"] = float(params.latency_s * dist[u, v] / math.sqrt(2))
+    u, v = _edge_arrays(graph)
+    edge_delay = (params.latency_s * _distance(pos[u], pos[v]) / math.sqrt(2)).tolist()
+    for a, b, d in zip(u.tolist(), v.tolist(), edge_delay):
+        graph.edges[a, b]["delay_s"] = d
     for i in range(n):
         graph.nodes[i]["pos"] = (float(pos[i, 0]), float(pos[i, 1]))
-    return _make("random_geometric", graph, _shortest_delays(graph, n), ("geo",) * n)
+    bound = euclidean_bound(pos, params.latency_s / math.sqrt(2))
+    return _make("random_geometric", graph, _path_delays(graph, n, bound), ("geo",) * n)
+
+
+def _distance(a: np.ndarray, b: np.ndarray) -> np.ndarray:
+    """Euclidean distance between points (last axis = coordinates), elementwise."""
+    return np.sqrt(((a - b) ** 2).sum(axis=-1))
 
 
 TOPOLOGIES: Mapping[str, Callable[[int, TopologyParams, np.random.Generator], Topology]] = types.MappingProxyType(
