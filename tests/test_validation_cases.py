@@ -13,6 +13,7 @@ from sim.validation import CASES, run_validation
 from sim.validation.pow_stale import stale_theory
 from sim.validation.published import leader_crash_downtime
 from sim.validation.raft_split_vote import RANGE_S, TIMEOUT_MIN_S, no_split_theory, term1_candidates
+from sim.validation.tendermint_thesis import UPLINK_BPS, block_latency
 
 
 @pytest.mark.parametrize(("servers", "latency"), [(3, 0.2), (5, 0.1), (9, 0.05), (5, 0.5)])
@@ -69,3 +70,27 @@ def test_new_cases_are_registered_with_their_groups() -> None:
     assert {"hotstuff messages", "tendermint latency", "proof of work", "raft election", "published"} <= groups
     names = ("hotstuff_votes_per_view_n16", "tendermint_decision_3d_n4", "pow_stale_rate_d0.2T", "raft_no_split_s5_l0.1")
     assert all(name in CASES for name in (*names, "raft_paper_no_randomness_no_leader_10s", "raft_paper_leader_crash_mean_s5"))
+
+
+def test_tendermint_thesis_latency_does_not_depend_on_how_transactions_are_grouped() -> None:
+    # the case carries 250-byte transactions as 64 KB aggregates; finer groups give the same latency
+    coarse = block_latency(4, 2048, 4)
+    fine = block_latency(4, 2048, 4, part_tx=32)
+    assert math.isfinite(coarse) and coarse == pytest.approx(fine, rel=0.02)
+
+
+def test_tendermint_thesis_latency_grows_with_the_uplink_time_of_the_block() -> None:
+    # the proposer's uplink sends the block to each validator in turn: 20 MB/s is what limits it
+    small, large = block_latency(8, 512, 4), block_latency(8, 8192, 4)
+    extra_bytes = (8192 - 512) * 250
+    assert large - small > 4 * extra_bytes * 8 / UPLINK_BPS  # at least the copies a +2/3 quorum waits for
+
+
+def test_tendermint_thesis_shape_counts_broken_relations(monkeypatch: pytest.MonkeyPatch) -> None:
+    import sim.validation.tendermint_thesis as thesis
+
+    monkeypatch.setattr(thesis, "block_latency", lambda n, b, heights: 1.0)  # flat latency: nothing grows
+    # 2 x 3 grid: 2 x 2 block steps + 3 N steps not growing, 2 x 2 gains of 4 > 1 hold, 2 gains not diminishing
+    assert thesis.shape_violations((4, 8), (512, 2048, 8192), 2) == 4 + 3 + 2
+    monkeypatch.setattr(thesis, "block_latency", lambda n, b, heights: n * (0.1 + b / 4096))
+    assert thesis.shape_violations((4, 8), (512, 2048, 8192), 2) == 0
