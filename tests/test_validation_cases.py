@@ -10,6 +10,8 @@ import pytest
 from sim.config import parse_scenario
 from sim.experiment.simulation import Simulation
 from sim.validation import CASES, run_validation
+from sim.validation.pow_propagation import NODES, fork_model, propagation_delays
+from sim.validation.pow_propagation import UPLINK_BPS as UPLINK_BPS_POW
 from sim.validation.pow_stale import stale_theory
 from sim.validation.published import leader_crash_downtime
 from sim.validation.raft_split_vote import RANGE_S, TIMEOUT_MIN_S, no_split_theory, term1_candidates
@@ -94,3 +96,17 @@ def test_tendermint_thesis_shape_counts_broken_relations(monkeypatch: pytest.Mon
     assert thesis.shape_violations((4, 8), (512, 2048, 8192), 2) == 4 + 3 + 2
     monkeypatch.setattr(thesis, "block_latency", lambda n, b, heights: n * (0.1 + b / 4096))
     assert thesis.shape_violations((4, 8), (512, 2048, 8192), 2) == 0
+
+
+def test_pow_decker_calibration_gives_the_papers_median_and_reacts_to_its_parameter() -> None:
+    delays = propagation_delays(100)
+    assert len(delays) > 50 * (NODES - 1) and delays.min() > 0  # every node but the miner, per block found
+    assert float(np.median(delays)) == pytest.approx(6.5, abs=0.2)  # the one calibrated parameter
+    faster = propagation_delays(100, bandwidth_bps=2 * UPLINK_BPS_POW)
+    assert float(np.median(faster)) < 0.6 * float(np.median(delays))  # the hand-over time dominates the delay
+
+
+def test_fork_model_is_the_papers_formula() -> None:
+    assert fork_model(0.0) == 0.0
+    assert fork_model(12.6) == pytest.approx(1 - (599 / 600) ** 12.6)
+    assert fork_model(6.5) == pytest.approx(1 - math.exp(-6.5 / 600), rel=2e-3)
