@@ -10,9 +10,12 @@ import pytest
 from sim.config import parse_scenario
 from sim.experiment.simulation import Simulation
 from sim.validation import CASES, run_validation
+from sim.validation.pow_propagation import NODES, fork_model, propagation_delays
+from sim.validation.pow_propagation import UPLINK_BPS as UPLINK_BPS_POW
 from sim.validation.pow_stale import stale_theory
 from sim.validation.published import leader_crash_downtime
 from sim.validation.raft_split_vote import RANGE_S, TIMEOUT_MIN_S, no_split_theory, term1_candidates
+from sim.validation.tendermint_thesis import UPLINK_BPS, block_latency
 
 
 @pytest.mark.parametrize(("servers", "latency"), [(3, 0.2), (5, 0.1), (9, 0.05), (5, 0.5)])
@@ -69,3 +72,41 @@ def test_new_cases_are_registered_with_their_groups() -> None:
     assert {"hotstuff messages", "tendermint latency", "proof of work", "raft election", "published"} <= groups
     names = ("hotstuff_votes_per_view_n16", "tendermint_decision_3d_n4", "tendermint_decision_3d_n4_phase", "pow_stale_rate_d0.2T", "raft_no_split_s5_l0.1")
     assert all(name in CASES for name in (*names, "raft_paper_no_randomness_no_leader_10s", "raft_paper_leader_crash_mean_s5"))
+
+
+def test_tendermint_thesis_latency_does_not_depend_on_how_transactions_are_grouped() -> None:
+    # the case carries 250-byte transactions as 64 KB aggregates; finer groups give the same latency
+    coarse = block_latency(4, 2048, 4)
+    fine = block_latency(4, 2048, 4, part_tx=32)
+    assert math.isfinite(coarse) and coarse == pytest.approx(fine, rel=0.02)
+
+
+def test_tendermint_thesis_latency_grows_with_the_uplink_time_of_the_block() -> None:
+    # the proposer's uplink sends the block to each validator in turn: 20 MB/s is what limits it
+    small, large = block_latency(8, 512, 4), block_latency(8, 8192, 4)
+    extra_bytes = (8192 - 512) * 250
+    assert large - small > 4 * extra_bytes * 8 / UPLINK_BPS  # at least the copies a +2/3 quorum waits for
+
+
+def test_tendermint_thesis_shape_counts_broken_relations(monkeypatch: pytest.MonkeyPatch) -> None:
+    import sim.validation.tendermint_thesis as thesis
+
+    monkeypatch.setattr(thesis, "block_latency", lambda n, b, heights: 1.0)  # flat latency: nothing grows
+    # 2 x 3 grid: 2 x 2 block steps + 3 N steps not growing, 2 x 2 gains of 4 > 1 hold, 2 gains not diminishing
+    assert thesis.shape_violations((4, 8), (512, 2048, 8192), 2) == 4 + 3 + 2
+    monkeypatch.setattr(thesis, "block_latency", lambda n, b, heights: n * (0.1 + b / 4096))
+    assert thesis.shape_violations((4, 8), (512, 2048, 8192), 2) == 0
+
+
+def test_pow_decker_calibration_gives_the_papers_median_and_reacts_to_its_parameter() -> None:
+    delays = propagation_delays(100)
+    assert len(delays) > 50 * (NODES - 1) and delays.min() > 0  # every node but the miner, per block found
+    assert float(np.median(delays)) == pytest.approx(6.5, abs=0.2)  # the one calibrated parameter
+    faster = propagation_delays(100, bandwidth_bps=2 * UPLINK_BPS_POW)
+    assert float(np.median(faster)) < 0.6 * float(np.median(delays))  # the hand-over time dominates the delay
+
+
+def test_fork_model_is_the_papers_formula() -> None:
+    assert fork_model(0.0) == 0.0
+    assert fork_model(12.6) == pytest.approx(1 - (599 / 600) ** 12.6)
+    assert fork_model(6.5) == pytest.approx(1 - math.exp(-6.5 / 600), rel=2e-3)

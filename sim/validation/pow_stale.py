@@ -23,10 +23,10 @@ from __future__ import annotations
 import math
 
 import sim
-from sim.config import parse_scenario
+from sim.config import Scenario, parse_scenario
 from sim.validation.cases import CaseResult, case
 
-__all__ = ["stale_rate", "stale_theory"]
+__all__ = ["stale_rate", "stale_rate_of", "stale_theory"]
 
 MINERS = 10
 INTERVAL_S = 10.0
@@ -52,6 +52,11 @@ def stale_rate(delay_s: float, heights: int, seed: int = 11) -> tuple[float, int
         },
         "<validation>",
     )
+    return stale_rate_of(scenario)
+
+
+def stale_rate_of(scenario: Scenario) -> tuple[float, int]:
+    """Run ``scenario`` (a chain protocol); share of final heights with a stale block, and the heights counted."""
     result = sim.run(scenario)
     top = int(result.nodes["ledger_height"].min())
     consensus = result.consensus
