@@ -218,8 +218,9 @@ class Pbft(PbftViewChange, PbftRepair, PbftPhaseMode, PbftReplyPhase, Protocol):
         return slot
 
     def pending_tx_ids(self) -> list[int]:
-        held = [tx.tx_id for s in self.log.values() if s.pp for tx in s.pp.txs]
-        held += [tx.tx_id for c in self.pcerts.values() for tx in c.pp.txs]
+        on_ledger = self.ctx.holds_block
+        held = [tx.tx_id for s in self.log.values() if s.pp and not on_ledger(s.pp.block) for tx in s.pp.txs]
+        held += [tx.tx_id for c in self.pcerts.values() if not on_ledger(c.pp.block) for tx in c.pp.txs]
         held += [tx.tx_id for batch in self.backlog for tx in batch]
         return [t for t in held if t not in self.executed]
 

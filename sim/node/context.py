@@ -125,6 +125,11 @@ class NodeContext:
                 return True
         return False
 
+    def holds_block(self, block: Block) -> bool:
+        """True if ``block`` is on this node's ledger."""
+        ledger = self._node.ledger
+        return block.height <= ledger.height and ledger.hash_at(block.height) == block.block_hash
+
     def blocks_holding(self, tx_id: int) -> tuple[tuple[int, bytes], ...]:
         """(height, block hash) of every block built in this run (by any node) that holds ``tx_id``."""
         return self._node.sim.blocks_holding(tx_id)
