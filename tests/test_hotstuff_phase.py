@@ -11,36 +11,22 @@ import simpy
 from scipy.stats import ks_2samp
 
 import sim
-from sim.config import Scenario, parse_scenario
+from sim.config import Scenario
 from sim.consensus._hotstuff_phase import VoteRound
 from sim.consensus.hotstuff import Vote
 from sim.experiment.result import collect
 from sim.experiment.simulation import Simulation
 from sim.network.network import Network
+from tests.conftest import modes_scenario
 from tests.test_pbft import inject
 
 D = 1 / 64  # one-way delay of the full-mesh runs (a binary fraction: sums are exact)
 
 
 def scenario(mode: str, n: int, **extra: Any) -> Scenario:
-    raw: dict[str, Any] = {
-        "name": "hotstuff_modes",
-        "duration_s": 10.0,
-        "seed": 21,
-        # regional: unequal delays between 4 cities, so the order statistic matters
-        "network": {"nodes": n, "topology": "regional", "cities": ["Dallas", "Toronto", "London", "Tokyo"], "mode": mode},
-        "node": {"sign_s": 0.0, "verify_s": 0.0, "hash_rate_bps": 1e30, "execute_scale": 0.0},
-        # idle leaders wait 0.5 s: longer than any vote's flight, so phases can all finish
-        "protocol": {"name": "hotstuff", "batch_timeout_s": 0.5, "max_block_tx": 5},
-        "workload": {"rate_tps": 40.0},
-    }
-    for key, value in extra.items():
-        table = raw
-        *path, last = key.split("__")
-        for part in path:
-            table = table.setdefault(part, {})
-        table[last] = value
-    return parse_scenario(raw, "<test>")
+    # idle leaders wait 0.5 s: longer than any vote's flight, so phases can all finish
+    protocol = {"name": "hotstuff", "batch_timeout_s": 0.5, "max_block_tx": 5}
+    return modes_scenario(mode, n, protocol, **{"duration_s": 10.0, "workload__rate_tps": 40.0, **extra})
 
 
 def run_injected(mode: str, n: int, until_s: float) -> sim.RunResult:

@@ -9,31 +9,17 @@ import pytest
 from scipy.stats import ks_2samp
 
 import sim
-from sim.config import Scenario, parse_scenario
+from sim.config import Scenario
 from sim.consensus._pbft_messages import PREPARE_BYTES
 from sim.experiment.result import collect
 from sim.experiment.simulation import Simulation
+from tests.conftest import modes_scenario
 from tests.test_pbft import inject
 
 
 def scenario(mode: str, n: int, **extra: Any) -> Scenario:
-    raw: dict[str, Any] = {
-        "name": "pbft_modes",
-        "duration_s": 6.0,
-        "seed": 21,
-        # regional: unequal delays between 4 cities, so order statistics matter
-        "network": {"nodes": n, "topology": "regional", "cities": ["Dallas", "Toronto", "London", "Tokyo"], "mode": mode},
-        "node": {"sign_s": 0.0, "verify_s": 0.0, "hash_rate_bps": 1e30, "execute_scale": 0.0},
-        "protocol": {"name": "pbft", "batch_timeout_s": 0.05, "max_block_tx": 5},
-        "workload": {"rate_tps": 40.0},
-    }
-    for key, value in extra.items():
-        table = raw
-        *path, last = key.split("__")
-        for part in path:
-            table = table[part]
-        table[last] = value
-    return parse_scenario(raw, "<test>")
+    protocol = {"name": "pbft", "batch_timeout_s": 0.05, "max_block_tx": 5}
+    return modes_scenario(mode, n, protocol, **{"duration_s": 6.0, "workload__rate_tps": 40.0, **extra})
 
 
 def run_injected(mode: str, n: int) -> sim.RunResult:

@@ -24,7 +24,7 @@ Approximations (exact when CPU costs are zero and nothing changes view mid-phase
 
 from __future__ import annotations
 
-from typing import TYPE_CHECKING
+from typing import TYPE_CHECKING, Any
 
 import numpy as np
 
@@ -120,15 +120,22 @@ class PbftPhaseMode:
             return
         elif msg.commits.check(me) != "ready":
             return
-        ctx = self.ctx
         votes = msg.prepares if msg.stage == "prepared" else msg.commits
-        done_s = ctx.cpu_since(votes.ready_quorum_s, msg.cpu_now_s)  # verifying since the quorum was complete
-        if msg.cpu_later_s > 0:
-            ctx.cpu(msg.cpu_later_s)
-        if done_s > ctx.now + _ROUNDING_S:
-            ctx.set_timer(done_s - ctx.now, "phase", msg)
-        else:
+        if self._verified(votes.ready_quorum_s, msg.cpu_now_s, msg.cpu_later_s, "phase", msg):
             self._phase_apply(msg)
+
+    def _verified(self: Pbft, quorum_s: float, now_cost_s: float, later_cost_s: float, timer: str, msg: Any) -> bool:
+        """Charge the CPU for a quorum's copies (``now_cost_s`` queued since ``quorum_s``, when
+        the quorum was complete, the rest after); True if they are verified now, else the
+        ``timer`` timer fires with ``msg`` when they are."""
+        ctx = self.ctx
+        done_s = ctx.cpu_since(quorum_s, now_cost_s)
+        if later_cost_s > 0:
+            ctx.cpu(later_cost_s)
+        if done_s > ctx.now + _ROUNDING_S:
+            ctx.set_timer(done_s - ctx.now, timer, msg)
+            return False
+        return True
 
     def _phase_apply(self: Pbft, msg: PhaseQuorum) -> None:
         """The CPU has verified the quorum: become prepared (and confirm the commit) or committed."""

@@ -45,9 +45,6 @@ if TYPE_CHECKING:
 
 __all__ = ["PbftReplyPhase", "PhaseReply", "ReplyRound"]
 
-#: a wake-up scheduled at the verified time ``start + cost`` may come back as ``now``
-#: that differs in the last bit; waiting for such a difference would cost an event
-_ROUNDING_S = 1e-12
 
 
 class ReplyRound:
@@ -225,13 +222,7 @@ class PbftReplyPhase:
             replied = msg.round.arrival_s[msg.row] <= self.ctx.now
             for src in np.flatnonzero(replied & msg.round.confirmed).tolist():
                 self._stash_future(src, msg, keep=False)
-        ctx = self.ctx
-        done_s = ctx.cpu_since(msg.round.ready_quorum_s, msg.cpu_now_s)
-        if msg.cpu_later_s > 0:
-            ctx.cpu(msg.cpu_later_s)
-        if done_s > ctx.now + _ROUNDING_S:
-            ctx.set_timer(done_s - ctx.now, "phase_reply", msg)
-        else:
+        if self._verified(msg.round.ready_quorum_s, msg.cpu_now_s, msg.cpu_later_s, "phase_reply", msg):
             self._phase_replied(msg)
 
     def _phase_replied(self: Pbft, msg: PhaseReply) -> None:
