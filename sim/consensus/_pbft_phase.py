@@ -121,6 +121,9 @@ class PbftPhaseMode:
         elif msg.commits.check(me) != "ready":
             return
         votes = msg.prepares if msg.stage == "prepared" else msg.commits
+        # this replica is done with the round: its kept message would tie the two rounds'
+        # (n, n) arrays into a reference cycle that only the cyclic collector frees
+        votes.messages.pop(me, None)
         if self._verified(votes.ready_quorum_s, msg.cpu_now_s, msg.cpu_later_s, "phase", msg):
             self._phase_apply(msg)
 

@@ -390,6 +390,9 @@ class Pbft(PbftViewChange, PbftRepair, PbftPhaseMode, PbftReplyPhase, Protocol):
             if others:
                 ctx.cpu(others * ctx.sign_s)  # signing the replies phase mode sends on its behalf
             reply_round.confirm(me, executed_s)
+            slot = self.log.get(block.height)
+            if slot is not None and slot.reply_round is reply_round:
+                slot.reply_round = None  # confirmed: the origins' events hold the round from here
             own = tuple(t for t in reply_round.tx_ids.get(me, ()) if t in self.own)
         else:
             by_origin: dict[int, list[int]] = {}
