@@ -51,8 +51,11 @@ class PbftRepair:
     def _stabilize(self: Pbft, seq: int, digest: bytes, proof: int, holders: list[int]) -> None:
         """Checkpoint ``seq`` is stable: move the low watermark, drop the log below it."""
         self.stable_seq, self.stable_digest, self.stable_proof = seq, digest, proof
-        dropped = [tx for s, slot in self.log.items() if s <= seq and slot.pp for tx in slot.pp.txs]
-        dropped += [tx for s, cert in self.pcerts.items() if s <= seq for tx in cert.pp.txs]
+        on_ledger = self.ctx.holds_block  # every transaction of a block on the ledger is executed
+        dropped = [
+            tx for s, slot in self.log.items() if s <= seq and slot.pp and not on_ledger(slot.pp.block) for tx in slot.pp.txs
+        ]
+        dropped += [tx for s, cert in self.pcerts.items() if s <= seq and not on_ledger(cert.pp.block) for tx in cert.pp.txs]
         for table in (self.log, self.pcerts, self.checkpoints):
             for s in [s for s in table if s <= seq]:
                 del table[s]
