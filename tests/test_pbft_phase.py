@@ -22,14 +22,32 @@ def scenario(mode: str, n: int, **extra: Any) -> Scenario:
     return modes_scenario(mode, n, protocol, **{"duration_s": 6.0, "workload__rate_tps": 40.0, **extra})
 
 
-def run_injected(mode: str, n: int) -> sim.RunResult:
+def run_injected(mode: str, n: int, **extra: Any) -> sim.RunResult:
     """200 requests at random times in [0.5, 5.5] s from every origin, all settled by 8 s."""
-    world = Simulation(scenario(mode, n, network__bandwidth_bps=1e30, workload__rate_tps=0.0))
+    return collect(run_world(mode, n, **extra), wall_time_s=0.0)
+
+
+def run_world(mode: str, n: int, **extra: Any) -> Simulation:
+    world = Simulation(scenario(mode, n, network__bandwidth_bps=1e30, workload__rate_tps=0.0, **extra))
     draw = np.random.default_rng(5)
     for at_s in np.sort(draw.uniform(0.5, 5.5, 200)):
         inject(world, float(at_s), origin=int(draw.integers(n)))
     world.run_until(8.0)
-    return collect(world, wall_time_s=0.0)
+    return world
+
+
+@pytest.mark.parametrize("n", [4, 7, 16])
+def test_checkpoints_as_a_phase_match_message_mode(n: int) -> None:
+    # a checkpoint every 4 blocks: phase mode computes each one's 2f + 1 CHECKPOINTs with
+    # numpy; every replica reaches the same stable checkpoints, with the same counts
+    worlds = [run_world(mode, n, protocol__checkpoint_interval=4) for mode in ("message", "phase")]
+    stable = [[node.protocol.stable_seq for node in world.nodes] for world in worlds]
+    assert stable[0] == stable[1] and min(stable[0]) >= 8
+    message, phase = (collect(world, wall_time_s=0.0) for world in worlds)
+    np.testing.assert_allclose(phase.transactions["commit_s"], message.transactions["commit_s"], rtol=0, atol=1e-9)
+    counts = [r.messages.set_index(["node_id", "msg_type"]).sort_index() for r in (message, phase)]
+    assert counts[0].equals(counts[1])
+    assert counts[0].loc[(0, "Checkpoint"), "sent_count"] >= 2 * (n - 1)
 
 
 @pytest.mark.parametrize("n", [4, 7, 16])

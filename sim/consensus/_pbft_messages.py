@@ -246,6 +246,7 @@ class PhaseQuorum(Message):
     cpu_now_s: float
     cpu_later_s: float
     replies: Any = field(default=None, repr=False)  # ReplyRound of the block's replies
+    checkpoints: Any = field(default=None, repr=False)  # ReplyRound of its checkpoints, if any
     signatures = 0  # type: ignore[misc]  # the CPU cost is in cpu_now_s and cpu_later_s
 
     @property

@@ -74,12 +74,13 @@ class PbftPhaseMode:
         prepare_round = QuorumRound(net, prepares.arrival_s, backups, prepare_need, prepare_q)
         commit_round = QuorumRound(net, commits.arrival_s, senders, commit_need, commit_q)
         replies = self._reply_phase(pp, links, committed)
-        self.log[pp.seq].reply_round = replies
-        PhaseDelivery(net).deliver(
-            arrival,
-            lambda j: PhaseQuorum("pre-prepare", pp, prepare_round, commit_round, pp_cost_s, 0.0, replies),
-            src=me,
-        )
+        checkpoints = None
+        if pp.seq % self.params.checkpoint_interval == 0:
+            checkpoints = self._checkpoint_phase(pp, links, committed, replies)
+        slot = self.log[pp.seq]
+        slot.reply_round, slot.checkpoint_round = replies, checkpoints
+        shared = PhaseQuorum("pre-prepare", pp, prepare_round, commit_round, pp_cost_s, 0.0, replies, checkpoints)
+        PhaseDelivery(net).deliver(arrival, lambda j: shared, src=me)
         for stage, votes, at, done, sent in (
             ("prepared", prepare_round, prepare_at, prepared, prepares),
             ("committed", commit_round, commit_at, committed, commits),
@@ -102,7 +103,8 @@ class PbftPhaseMode:
             slot = self._slot(pp.seq) if in_view and src == self.primary(self.view) else None
             accepted = slot is not None and slot.pp is None
             if accepted:
-                self._accept(pp.seq, pp, phased=True).reply_round = msg.replies
+                slot = self._accept(pp.seq, pp, phased=True)
+                slot.reply_round, slot.checkpoint_round = msg.replies, msg.checkpoints
                 self._arm_request_timer()
             msg.prepares.decide(me, accepted)
             self.ctx.cpu(msg.cpu_now_s)

@@ -35,15 +35,15 @@ from typing import TYPE_CHECKING
 
 import numpy as np
 
-from sim.consensus._pbft_messages import Reply
-from sim.network.phase import LinkSnapshot, quorum_done
+from sim.consensus._pbft_messages import Checkpoint, Reply
+from sim.network.phase import LinkSnapshot, broadcast, quorum_done
 
 if TYPE_CHECKING:
     from sim.consensus._pbft_messages import PrePrepare
     from sim.consensus.pbft import Pbft
     from sim.network.network import Network
 
-__all__ = ["PbftReplyPhase", "PhaseReply", "ReplyRound"]
+__all__ = ["PbftReplyPhase", "PhaseCheckpoint", "PhaseReply", "ReplyRound"]
 
 
 
@@ -96,8 +96,8 @@ class ReplyRound:
         if self.confirmed[replica]:
             return
         self.confirmed[replica] = True
-        shift_s = base_s - self.base_s[replica]
-        if shift_s != 0.0:
+        shift_s = base_s - self.base_s[replica]  # inf - inf: a replica no estimate expected to execute
+        if shift_s != 0.0 and np.isfinite(shift_s):
             self.arrival_s[:, replica] += shift_s
         self._have += self._finite[:, replica]
         if not self.parked:
@@ -146,6 +146,11 @@ class PhaseReply:
 
     def size_bytes(self) -> int:
         return 0
+
+
+@dataclass(frozen=True, slots=True)
+class PhaseCheckpoint(PhaseReply):
+    """Phase mode only, never on the wire: replica ``origin`` may hold 2f + 1 CHECKPOINTs for ``seq``."""
 
 
 class PbftReplyPhase:
@@ -212,6 +217,55 @@ class PbftReplyPhase:
                 msg = PhaseReply(origin, row, pp.view, block.height, block.block_hash, grouped[origin], votes, now_s, later_s)
                 net.deliver_at(origin, origin, msg, float(done[i]))
         return votes
+
+    def _checkpoint_phase(
+        self: Pbft, pp: PrePrepare, links: LinkSnapshot, executed_s: np.ndarray, replies: ReplyRound | None
+    ) -> ReplyRound | None:
+        """Primary: compute the CHECKPOINTs of ``pp``'s block (every ``checkpoint_interval``-th).
+
+        Each replica multicasts its checkpoint once it has executed the block and signed
+        its replies; its own checkpoint counts when it executes the block (here: when it
+        has signed it, at most that CPU time late). Receivers need 2f + 1 (their own included).
+        """
+        ctx, net, n = self.ctx, self.ctx.network, self.ctx.n
+        block = pp.block
+        senders = np.flatnonzero(np.isfinite(executed_s))
+        if len(senders) == 0:
+            return None
+        sent_replies = np.zeros(n) if replies is None else np.maximum(replies.replies_sent, 0)
+        ready_s = executed_s[senders] + (sent_replies[senders] + 1) * ctx.sign_s
+        checkpoint = Checkpoint(block.height, block.block_hash)
+        sent = broadcast(net, links, senders, ready_s, checkpoint.size_bytes(), "Checkpoint", self._retransmit_s)
+        arrival = np.full((n, n), np.inf)
+        arrival[:, senders] = sent.arrival_s
+        arrival[senders, senders] = ready_s  # its own checkpoint, once signed
+        base_s = np.full(n, np.inf)
+        base_s[senders] = ready_s
+        with np.errstate(invalid="ignore"):
+            travel = np.where(np.isfinite(arrival), arrival - base_s[None, :], np.inf)
+        votes = ReplyRound(net, arrival, travel, base_s, np.arange(n), self.q, {})
+        cost_s = ctx.receive_cost_s(checkpoint)
+        at, done = quorum_done(arrival, np.full(n, self.q), np.full(n, -np.inf), cost_s)
+        for j in np.flatnonzero(np.isfinite(at)).tolist():
+            now_s = float(done[j] - at[j])
+            later_s = max(0.0, float(sent.received[j]) * cost_s - now_s)
+            msg = PhaseCheckpoint(j, j, pp.view, block.height, block.block_hash, (), votes, now_s, later_s)
+            net.deliver_at(j, j, msg, float(done[j]))
+        return votes
+
+    def _on_phase_checkpoint(self: Pbft, src: int, msg: PhaseCheckpoint) -> None:
+        """A replica may hold 2f + 1 checkpoints: verify them on the CPU, then stabilize."""
+        if msg.seq <= self.stable_seq or not msg.round.check(msg):
+            return
+        if self._verified(msg.round.ready_quorum_s, msg.cpu_now_s, msg.cpu_later_s, "phase_checkpoint", msg):
+            self._phase_checkpointed(msg)
+
+    def _phase_checkpointed(self: Pbft, msg: PhaseCheckpoint) -> None:
+        if msg.seq <= self.stable_seq:
+            return
+        votes = msg.round
+        holders = np.flatnonzero(votes.confirmed & (votes.arrival_s[msg.row] <= votes.ready_quorum_s)).tolist()
+        self._stabilize(msg.seq, msg.digest, len(holders), holders)
 
     def _on_phase_reply(self: Pbft, src: int, msg: PhaseReply) -> None:
         """An origin may hold f + 1 replies: verify them on the CPU, then tell its clients."""

@@ -63,7 +63,7 @@ from sim.consensus._pbft_messages import (
     ViewChange,
 )
 from sim.consensus._pbft_phase import PbftPhaseMode
-from sim.consensus._pbft_replies import PbftReplyPhase, PhaseReply
+from sim.consensus._pbft_replies import PbftReplyPhase, PhaseCheckpoint, PhaseReply
 from sim.consensus._pbft_txviews import ExecutedTxs, OrderedTxs
 from sim.consensus._pbft_repair import PbftRepair
 from sim.consensus._pbft_view_change import PbftViewChange
@@ -102,6 +102,7 @@ class _Slot:
     touched_s: float = 0.0  # when the pre-prepare was accepted or the last vote arrived
     phased: bool = False  # its prepare and commit phases run in phase mode
     reply_round: Any = None  # phase mode: the block's replies (sim.consensus._pbft_replies.ReplyRound)
+    checkpoint_round: Any = None  # phase mode: its checkpoints (every checkpoint_interval-th block)
 
 
 @register_protocol
@@ -190,7 +191,7 @@ class Pbft(PbftViewChange, PbftRepair, PbftPhaseMode, PbftReplyPhase, Protocol):
             Checkpoint: self._on_checkpoint, ViewChange: self._on_view_change, NewView: self._on_new_view,
             FetchState: self._on_fetch_state, StateReply: self._on_state_reply,
             FetchNewView: self._on_fetch_new_view, PhaseQuorum: self._on_phase_event,
-            PhaseReply: self._on_phase_reply,
+            PhaseReply: self._on_phase_reply, PhaseCheckpoint: self._on_phase_checkpoint,
         }  # fmt: skip
         if self.is_primary:
             ctx.record("leader_elected", view=0, leader=ctx.node_id)
@@ -370,14 +371,17 @@ class Pbft(PbftViewChange, PbftRepair, PbftPhaseMode, PbftReplyPhase, Protocol):
                 # committed in an old view on a parent that no replica executed: a later
                 # view rebuilt this block on the parent that won (see chain repair)
                 break
-            self._execute(slot.pp.block, slot.pp.txs, slot.reply_round)
+            self._execute(slot.pp.block, slot.pp.txs, slot.reply_round, slot.checkpoint_round)
         self._watch_lag()
 
     # ------------------------------------------------- execution and replies
 
-    def _execute(self, block: Block, txs: tuple[Transaction, ...] | None, reply_round: Any = None) -> None:
+    def _execute(
+        self, block: Block, txs: tuple[Transaction, ...] | None, reply_round: Any = None, checkpoint_round: Any = None
+    ) -> None:
         """Deliver ``block``; reply to its origins (``txs`` None: came by state transfer;
-        ``reply_round``: phase mode computed the replies, this replica only confirms them)."""
+        ``reply_round``, ``checkpoint_round``: phase mode computed the replies and
+        checkpoints, this replica only confirms them)."""
         ctx, me = self.ctx, self.ctx.node_id
         executed_s = ctx.deliver_block(block)
         self.chain.append(block)
@@ -415,7 +419,10 @@ class Pbft(PbftViewChange, PbftRepair, PbftPhaseMode, PbftReplyPhase, Protocol):
             else:
                 self._count_reply(me, *vote)
         if block.height % self.params.checkpoint_interval == 0:
-            ctx.broadcast(Checkpoint(block.height, ctx.ledger_head_hash))
+            if checkpoint_round is not None and txs is not None:
+                checkpoint_round.confirm(me, ctx.cpu(ctx.sign_s))  # signed; phase mode sends it
+            else:
+                ctx.broadcast(Checkpoint(block.height, ctx.ledger_head_hash))
             self._add_checkpoint(me, block.height, ctx.ledger_head_hash)
         if self.watch is not None and self.watch in self.executed:
             self._disarm_request_timer()
@@ -465,6 +472,8 @@ class Pbft(PbftViewChange, PbftRepair, PbftPhaseMode, PbftReplyPhase, Protocol):
             self._phase_apply(data)
         elif name == "phase_reply":
             self._phase_replied(data)
+        elif name == "phase_checkpoint":
+            self._phase_checkpointed(data)
         elif name == "fetch" and self.ctx.ledger_height < data[0] and data[0] == self.fetching:
             self.fetching = 0
             self._fetch_state(*data)
