@@ -1,4 +1,4 @@
-"""Phase mode of ``pbft``: the REPLY phase of one block computed with numpy.
+"""Phase mode of ``pbft``: what replicas send after executing a block (REPLY, CHECKPOINT), with numpy.
 
 In message mode every replica that executes a block sends one REPLY to each origin node
 of the block's transactions, and an origin's clients learn their transactions are final
@@ -21,6 +21,11 @@ An origin woken too early re-checks at the earliest time its quorum could be com
 confirmed replies at their times, the others no earlier than they could still arrive
 (now + their travel time); so it confirms exactly when f + 1 replies have arrived,
 whatever the estimates were. Replicas that never execute the block never count.
+
+CHECKPOINTs (every ``checkpoint_interval``-th block) go the same way: each replica
+multicasts one once it has executed the block and signed its replies, every replica
+needs 2f + 1 (its own included) and is woken once, at the time it has verified them
+(:meth:`PbftReplyPhase._checkpoint_phase`), instead of n(n - 1) message events.
 
 Approximations (exact with zero CPU costs and no jitter): the origin's verification of
 replies uses :func:`sim.network.phase.quorum_done`'s estimate (its own reply is charged
