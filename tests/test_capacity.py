@@ -83,12 +83,16 @@ def test_conservative_capacity_stops_at_the_first_value_not_met_with_confidence(
 
 
 def test_saturation_bound_of_md1_is_mu_over_the_fraction(tmp_path: Path) -> None:
-    """No SLO: the knee is where throughput falls below 95% of the offered rate.
+    """No SLO: the knee is where throughput falls below 95% of the offered load.
 
-    Below mu, throughput is the offered rate (up to Poisson noise, 1.8% at 100 tx/s over
-    the 15 s window); above it the orderer is never idle, so exactly mu x window transactions
-    (+-1) are decided, and throughput >= 0.95 x rate holds up to rate = mu / 0.95 = 105.26.
-    The bracket is 0.5% wide; the +-1 transaction edge effect moves the knee by 0.07%.
+    The offered load is what the run submitted in its 15 s window (``offered_tps``), so
+    Poisson noise in the arrivals cannot fail a load the orderer keeps up with. Above mu
+    the orderer is never idle, so exactly mu x window transactions (+-1) are decided, and
+    throughput >= 0.95 x offered holds up to offered = mu / 0.95 = 105.26. With common random
+    numbers across rates the submitted count is rate x window x (1 + e) for one draw e
+    (its relative standard deviation is 1 / sqrt(105 x 15) = 2.5%), so the knee in
+    rate_tps is mu / (0.95 (1 + e)): within 7.5% (3 standard deviations). The bracket is
+    0.5% wide, and every evaluation's verdict is exactly throughput >= 0.95 x offered.
     """
     scenario = tmp_path / "md1.toml"
     scenario.write_text(_toml(_queue(50.0, 20.0)))
@@ -99,7 +103,10 @@ def test_saturation_bound_of_md1_is_mu_over_the_fraction(tmp_path: Path) -> None
     data = json.loads((out / "capacity.json").read_text())
     knee = MU_TPS / 0.95
     assert data["status"] == "found"
-    assert data["capacity"] <= knee * 1.001 and data["first_failing"] >= knee * 0.999
+    assert knee * 0.925 <= data["capacity"] <= data["first_failing"] <= knee * 1.075
+    for e in data["evaluations"]:
+        throughput, offered = e["metrics"]["throughput_tps"][0], e["metrics"]["offered_tps"][0]
+        assert e["meets"] == (throughput >= 0.95 * offered)
     assert (data["first_failing"] - data["capacity"]) <= 0.005 * data["capacity"]
     assert f"capacity: workload.rate_tps = {data['capacity']:g} meets the SLO" in result.output
     failing = [e for e in data["evaluations"] if not e["meets"]]

@@ -310,8 +310,16 @@ def _judge(
             failed += 1
         else:
             summaries.append(found[1])
+    # saturation is judged against what the runs actually submitted to the ledger (Poisson
+    # noise and read-only queries make the nominal rate_tps the wrong yardstick), falling
+    # back to the nominal rate for summaries that predate offered_tps
     offered = float(specs[0].scenario["workload"]["rate_tps"])
+    submitted = [float(s["offered_tps"]) for s in summaries if s.get("offered_tps") is not None]
+    if submitted and all(math.isfinite(v) for v in submitted):
+        offered = sum(submitted) / len(submitted)
     names = ["throughput_tps", *[s.metric for s in slos if s.metric != "throughput_tps"]]
+    if summaries and "offered_tps" in summaries[0] and "offered_tps" not in names:
+        names.insert(1, "offered_tps")
     metrics: dict[str, tuple[float, float]] = {}
     for name in names:
         if summaries and name not in summaries[0]:

@@ -33,17 +33,21 @@ def latency_summary(transactions: pd.DataFrame, warmup_s: float, duration_s: flo
     """Throughput and latency over the measured window [warmup_s, duration_s].
 
     Throughput counts valid transactions decided (first applied anywhere) in the window;
-    latency is submit to applied at the origin node, for valid transactions submitted in the window.
+    the offered load counts valid transactions submitted in it (what the ledger was asked
+    to carry: read-only queries and invalid transactions are not in it); latency is submit
+    to applied at the origin node, for valid transactions submitted in the window.
     """
     window_s = duration_s - warmup_s
     valid = (transactions["outcome"] != "invalid").to_numpy()  # invalid transactions are not throughput
     decided = transactions["decided_s"].to_numpy()
     in_window = (decided >= warmup_s) & (decided <= duration_s) & valid
-    submitted_in = (transactions["submit_s"].to_numpy() >= warmup_s) & valid
+    submit = transactions["submit_s"].to_numpy()
+    submitted_in = (submit >= warmup_s) & valid
     lat = transactions["latency_s"].to_numpy()[submitted_in]
     lat = lat[~np.isnan(lat)]
     out: dict[str, Any] = {
         "throughput_tps": float(in_window.sum() / window_s) if window_s > 0 else math.nan,
+        "offered_tps": float((submitted_in & (submit <= duration_s)).sum() / window_s) if window_s > 0 else math.nan,
         "latency_samples": int(len(lat)),
     }
     if len(lat):
