@@ -36,7 +36,7 @@ other traffic when the replies leave; link state is read at the pre-prepare.
 from __future__ import annotations
 
 from dataclasses import dataclass
-from typing import TYPE_CHECKING
+from typing import TYPE_CHECKING, Any
 
 import numpy as np
 
@@ -46,7 +46,9 @@ from sim.network.phase import LinkSnapshot, broadcast, quorum_done
 if TYPE_CHECKING:
     from sim.consensus._pbft_messages import PrePrepare
     from sim.consensus.pbft import Pbft
+    from sim.ledger import Block
     from sim.network.network import Network
+    from sim.workload.transaction import Transaction
 
 __all__ = ["PbftReplyPhase", "PhaseCheckpoint", "PhaseReply", "ReplyRound"]
 
@@ -159,7 +161,76 @@ class PhaseCheckpoint(PhaseReply):
 
 
 class PbftReplyPhase:
-    """Reply-phase half of :class:`~sim.consensus.pbft.Pbft` (a mixin: it uses Pbft's state)."""
+    """Execution and what follows it, in :class:`~sim.consensus.pbft.Pbft` (a mixin: it uses
+    Pbft's state): replies and checkpoints as messages, or as phases in phase mode."""
+
+    def _execute(
+        self: Pbft, block: Block, txs: tuple[Transaction, ...] | None, reply_round: Any = None, checkpoint_round: Any = None
+    ) -> None:
+        """Deliver ``block``; reply to its origins (``txs`` None: came by state transfer;
+        ``reply_round``, ``checkpoint_round``: phase mode computed the replies and
+        checkpoints, this replica only confirms them)."""
+        ctx, me = self.ctx, self.ctx.node_id
+        executed_s = ctx.deliver_block(block)
+        self.chain.append(block)
+        self.backoff = 0
+        ids = block.tx_ids
+        if self.nudged:
+            self.nudged.difference_update(ids)
+        if reply_round is not None and txs is not None:
+            others = int(reply_round.replies_sent[me])
+            if others:
+                ctx.cpu(others * ctx.sign_s)  # signing the replies phase mode sends on its behalf
+            reply_round.confirm(me, executed_s)
+            slot = self.log.get(block.height)
+            if slot is not None and slot.reply_round is reply_round:
+                slot.reply_round = None  # confirmed: the origins' events hold the round from here
+            own = tuple(t for t in reply_round.tx_ids.get(me, ()) if t in self.own)
+        else:
+            by_origin: dict[int, list[int]] = {}
+            for tx in txs or ():
+                by_origin.setdefault(tx.origin, []).append(tx.tx_id)
+            for origin, origin_ids in by_origin.items():
+                if origin != me:
+                    ctx.send(origin, Reply(self.view, block.height, block.block_hash, tuple(origin_ids)))
+            own = tuple(t for t in ids if t in self.own)
+        if own:
+            for t in own:
+                del self.own[t]
+            self.answered.difference_update(own)
+            for t in own:
+                self.resent_s.pop(t, None)
+            done_s = ctx.cpu(0.0)  # own execution counts once the CPU has executed the block
+            vote = (block.height, block.block_hash, own)
+            if done_s > ctx.now:
+                ctx.set_timer(done_s - ctx.now, "own_reply", vote)
+            else:
+                self._count_reply(me, *vote)
+        if block.height % self.params.checkpoint_interval == 0:
+            if checkpoint_round is not None and txs is not None:
+                checkpoint_round.confirm(me, ctx.cpu(ctx.sign_s))  # signed; phase mode sends it
+            else:
+                ctx.broadcast(Checkpoint(block.height, ctx.ledger_head_hash))
+            self._add_checkpoint(me, block.height, ctx.ledger_head_hash)
+        if self.watch is not None and self.watch in self.executed:
+            self._disarm_request_timer()
+            self._arm_request_timer()
+
+    def _on_reply(self: Pbft, src: int, msg: Reply) -> None:
+        self._stash_future(src, msg, keep=False)  # replies from a later view tell a stale replica
+        self._count_reply(src, msg.seq, msg.digest, msg.tx_ids)
+
+    def _count_reply(self: Pbft, src: int, seq: int, digest: bytes, tx_ids: tuple[int, ...]) -> None:
+        key = (seq, digest)
+        if key in self.confirmed:
+            return
+        votes = self.replies.setdefault(key, set())
+        votes.add(src)
+        if len(votes) >= self.f + 1:
+            self.confirmed.add(key)
+            del self.replies[key]
+            self.answered.update(t for t in tx_ids if t in self.own)
+            self.ctx.confirm_to_client(tx_ids)
 
     def _reply_phase(self: Pbft, pp: PrePrepare, links: LinkSnapshot, executed_s: np.ndarray) -> ReplyRound | None:
         """Primary: compute the replies of ``pp``'s block, given each replica's execution lower bound."""
@@ -279,8 +350,8 @@ class PbftReplyPhase:
         if msg.view > self.view or (msg.view == self.view and not self.active):
             # replies from a later view tell a stale replica, as in message mode (_on_reply)
             replied = msg.round.arrival_s[msg.row] <= self.ctx.now
-            for src in np.flatnonzero(replied & msg.round.confirmed).tolist():
-                self._stash_future(src, msg, keep=False)
+            for replica in np.flatnonzero(replied & msg.round.confirmed).tolist():
+                self._stash_future(replica, msg, keep=False)
         if self._verified(msg.round.ready_quorum_s, msg.cpu_now_s, msg.cpu_later_s, "phase_reply", msg):
             self._phase_replied(msg)
 

@@ -53,9 +53,9 @@ from sim.consensus._pbft_messages import (
     FetchState,
     NewView,
     PhaseQuorum,
-    PrePrepare,
     Prepare,
     PreparedCert,
+    PrePrepare,
     Reply,
     Request,
     RequestBatch,
@@ -63,9 +63,9 @@ from sim.consensus._pbft_messages import (
     ViewChange,
 )
 from sim.consensus._pbft_phase import PbftPhaseMode
+from sim.consensus._pbft_repair import PbftRepair
 from sim.consensus._pbft_replies import PbftReplyPhase, PhaseCheckpoint, PhaseReply
 from sim.consensus._pbft_txviews import ExecutedTxs, OrderedTxs
-from sim.consensus._pbft_repair import PbftRepair
 from sim.consensus._pbft_view_change import PbftViewChange
 from sim.consensus.base import Message, Protocol, ProtocolParams, register_protocol
 from sim.consensus.batching import BlockCutter
@@ -373,76 +373,6 @@ class Pbft(PbftViewChange, PbftRepair, PbftPhaseMode, PbftReplyPhase, Protocol):
                 break
             self._execute(slot.pp.block, slot.pp.txs, slot.reply_round, slot.checkpoint_round)
         self._watch_lag()
-
-    # ------------------------------------------------- execution and replies
-
-    def _execute(
-        self, block: Block, txs: tuple[Transaction, ...] | None, reply_round: Any = None, checkpoint_round: Any = None
-    ) -> None:
-        """Deliver ``block``; reply to its origins (``txs`` None: came by state transfer;
-        ``reply_round``, ``checkpoint_round``: phase mode computed the replies and
-        checkpoints, this replica only confirms them)."""
-        ctx, me = self.ctx, self.ctx.node_id
-        executed_s = ctx.deliver_block(block)
-        self.chain.append(block)
-        self.backoff = 0
-        ids = block.tx_ids
-        if self.nudged:
-            self.nudged.difference_update(ids)
-        if reply_round is not None and txs is not None:
-            others = int(reply_round.replies_sent[me])
-            if others:
-                ctx.cpu(others * ctx.sign_s)  # signing the replies phase mode sends on its behalf
-            reply_round.confirm(me, executed_s)
-            slot = self.log.get(block.height)
-            if slot is not None and slot.reply_round is reply_round:
-                slot.reply_round = None  # confirmed: the origins' events hold the round from here
-            own = tuple(t for t in reply_round.tx_ids.get(me, ()) if t in self.own)
-        else:
-            by_origin: dict[int, list[int]] = {}
-            for tx in txs or ():
-                by_origin.setdefault(tx.origin, []).append(tx.tx_id)
-            for origin, origin_ids in by_origin.items():
-                if origin != me:
-                    ctx.send(origin, Reply(self.view, block.height, block.block_hash, tuple(origin_ids)))
-            own = tuple(t for t in ids if t in self.own)
-        if own:
-            for t in own:
-                del self.own[t]
-            self.answered.difference_update(own)
-            for t in own:
-                self.resent_s.pop(t, None)
-            done_s = ctx.cpu(0.0)  # own execution counts once the CPU has executed the block
-            vote = (block.height, block.block_hash, own)
-            if done_s > ctx.now:
-                ctx.set_timer(done_s - ctx.now, "own_reply", vote)
-            else:
-                self._count_reply(me, *vote)
-        if block.height % self.params.checkpoint_interval == 0:
-            if checkpoint_round is not None and txs is not None:
-                checkpoint_round.confirm(me, ctx.cpu(ctx.sign_s))  # signed; phase mode sends it
-            else:
-                ctx.broadcast(Checkpoint(block.height, ctx.ledger_head_hash))
-            self._add_checkpoint(me, block.height, ctx.ledger_head_hash)
-        if self.watch is not None and self.watch in self.executed:
-            self._disarm_request_timer()
-            self._arm_request_timer()
-
-    def _on_reply(self, src: int, msg: Reply) -> None:
-        self._stash_future(src, msg, keep=False)  # replies from a later view tell a stale replica
-        self._count_reply(src, msg.seq, msg.digest, msg.tx_ids)
-
-    def _count_reply(self, src: int, seq: int, digest: bytes, tx_ids: tuple[int, ...]) -> None:
-        key = (seq, digest)
-        if key in self.confirmed:
-            return
-        votes = self.replies.setdefault(key, set())
-        votes.add(src)
-        if len(votes) >= self.f + 1:
-            self.confirmed.add(key)
-            del self.replies[key]
-            self.answered.update(t for t in tx_ids if t in self.own)
-            self.ctx.confirm_to_client(tx_ids)
 
     # ------------------------------------------------------------------ timers
 
