@@ -134,7 +134,8 @@ def _capacity_figures(data: dict[str, Any]) -> dict[str, Figure]:
 
     figures = {}
     evaluations = data["evaluations"]
-    metrics = list(evaluations[0]["metrics"]) if evaluations else []
+    # the offered load is drawn with throughput (the saturation yardstick), not on its own
+    metrics = [m for m in evaluations[0]["metrics"] if m != "offered_tps"] if evaluations else []
     bounds = {s.split("<")[0].split(">")[0]: s for s in data["slos"]}
     for metric in metrics:
         fig, ax = plt.subplots(figsize=(7, 4.2))
@@ -147,6 +148,12 @@ def _capacity_figures(data: dict[str, Any]) -> dict[str, Figure]:
                     yerr=[0 if e["metrics"][metric][1] is None or math.isnan(e["metrics"][metric][1]) else e["metrics"][metric][1] for e in rows],
                     fmt="o", color=color, capsize=3, label=label,
                 )
+        offered = [e for e in evaluations if "offered_tps" in e["metrics"]]
+        if metric == "throughput_tps" and offered:
+            ax.plot(
+                [e["value"] for e in offered], [e["metrics"]["offered_tps"][0] for e in offered],
+                color="tab:gray", linestyle=":", marker=".", label="offered (submitted in the window)",
+            )  # fmt: skip
         if data.get("capacity") is not None:
             ax.axvline(data["capacity"], color="black", linestyle="--", linewidth=1, label=f"capacity {data['capacity']:g}")
         if metric in bounds:

@@ -6,7 +6,9 @@ A value *meets the SLO* when, over its replications,
    or for the unfavourable end of its 95% confidence interval (``rule="upper"``,
    conservative: mean + half-width for ``<=``, mean - half-width for ``>=``);
 2. the system is not saturated: mean ``throughput_tps`` is at least
-   ``saturation_fraction`` (default 0.95) of the offered ``workload.rate_tps``. Past
+   ``saturation_fraction`` (default 0.95) of the offered load (``offered_tps``: valid
+   transactions the runs submitted in the measured window; the nominal
+   ``workload.rate_tps`` for summaries without it). Past
    saturation a queue grows without bound, so a finite run's latency understates it;
    this catches that even with no latency SLO. With fraction f, a system that serves
    at most mu tx/s passes up to an offered rate of mu / f: latency SLOs are what pin
