@@ -99,12 +99,16 @@ def test_latency_distributions_agree_with_jitter() -> None:
     assert ks_2samp(message, phase + 0.002).pvalue < 0.01  # the test has power
 
 
-def test_phase_mode_with_cpu_costs_stays_close() -> None:
+@pytest.mark.parametrize("n", [16, 64])
+def test_phase_mode_with_cpu_costs_stays_close(n: int) -> None:
     # with CPU costs phase mode approximates each replica's CPU (see _pbft_phase): the
-    # mean latency agrees within 2% on this 16-node network at 40 tps
+    # mean latency agrees within 2% on these regional networks at 40 tps (measured: +0.4%
+    # at n = 16, +1.9% at n = 64; on a 1 ms LAN at n = 64, where verifying 2 x 63 votes
+    # per block dominates, phase mode is 6% slower: README, "How it works")
     cpu = {"node__sign_s": 23e-6, "node__verify_s": 69e-6, "node__hash_rate_bps": 1.44e10, "node__execute_scale": 1.0}
-    message = sim.run(scenario("message", 16, **cpu)).summary
-    phase = sim.run(scenario("phase", 16, **cpu)).summary
+    message = sim.run(scenario("message", n, **cpu)).summary
+    phase = sim.run(scenario("phase", n, **cpu)).summary
+    assert phase["committed"] == message["committed"] > 200
     assert phase["latency_mean_s"] == pytest.approx(message["latency_mean_s"], rel=0.02)
     assert phase["cpu_utilization_max"] == pytest.approx(message["cpu_utilization_max"], rel=0.05)
 
