@@ -17,7 +17,7 @@ from sim.consensus.hotstuff import Vote
 from sim.experiment.result import collect
 from sim.experiment.simulation import Simulation
 from sim.network.network import Network
-from tests.conftest import modes_scenario
+from tests.conftest import assert_same_commits, jitter_latencies, modes_scenario
 from tests.test_pbft import inject
 
 D = 1 / 64  # one-way delay of the full-mesh runs (a binary fraction: sums are exact)
@@ -52,14 +52,9 @@ def both_modes(n: int) -> tuple[sim.RunResult, sim.RunResult]:
 def test_modes_give_identical_commit_times(n: int) -> None:
     # zero CPU cost, no jitter, serialization negligible: phase mode is exact
     message, phase = both_modes(n)
-    a, b = message.transactions, phase.transactions
-    assert len(a) == 200 and (a["outcome"] == "committed").all() and (b["outcome"] == "committed").all()
-    np.testing.assert_allclose(b["commit_s"], a["commit_s"], rtol=0, atol=1e-9)
-    np.testing.assert_allclose(b["decided_s"], a["decided_s"], rtol=0, atol=1e-9)
+    assert len(message.transactions) == 200
+    assert_same_commits(message, phase)  # every logical message counted, with its bytes
     assert phase.consensus[["kind", "view"]].equals(message.consensus[["kind", "view"]])
-    # every logical message counted, with its bytes
-    counts = [r.messages.set_index(["node_id", "msg_type"]).sort_index() for r in (message, phase)]
-    assert counts[0].equals(counts[1])
 
 
 @pytest.mark.parametrize("n", [4, 7, 16])
@@ -81,14 +76,7 @@ def test_latency_distributions_agree_with_jitter() -> None:
     # latencies per mode; p > 0.01 fails 1% of seeds by chance (the seed is fixed), and
     # the same test rejects a shift of 6 ms either way (4% of the ~0.145 s mean, a
     # quarter of the standard deviation), see below.
-    def latencies(mode: str) -> np.ndarray:
-        s = scenario(
-            mode, 7, duration_s=40.0, network__topology="full_mesh", network__cities=None, network__latency_s=0.01,
-            network__jitter_s=0.01, protocol__batch_timeout_s=0.0, protocol__max_block_tx=1, workload__rate_tps=10.0,
-        )  # fmt: skip
-        return sim.run(s).transactions["latency_s"].dropna().to_numpy()
-
-    message, phase = latencies("message"), latencies("phase")
+    message, phase = jitter_latencies(scenario, "message"), jitter_latencies(scenario, "phase")
     assert len(message) > 350 and len(phase) > 350
     assert ks_2samp(message, phase).pvalue > 0.01
     for shift_s in (-0.006, 0.006):  # the test has power

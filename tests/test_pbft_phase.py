@@ -13,7 +13,7 @@ from sim.config import Scenario
 from sim.consensus._pbft_messages import PREPARE_BYTES
 from sim.experiment.result import collect
 from sim.experiment.simulation import Simulation
-from tests.conftest import modes_scenario
+from tests.conftest import assert_same_commits, jitter_latencies, modes_scenario
 from tests.test_pbft import inject
 
 
@@ -55,14 +55,9 @@ def test_modes_give_identical_commit_times(n: int) -> None:
     # zero CPU cost, no jitter, serialization negligible: phase mode is exact, also with
     # pipelined (overlapping) sequence numbers (about 4 in flight)
     message, phase = run_injected("message", n), run_injected("phase", n)
-    a, b = message.transactions, phase.transactions
-    assert (a["outcome"] == "committed").all() and (b["outcome"] == "committed").all()
-    np.testing.assert_allclose(b["commit_s"], a["commit_s"], rtol=0, atol=1e-9)
-    np.testing.assert_allclose(b["decided_s"], a["decided_s"], rtol=0, atol=1e-9)
     # every logical message counted, with its bytes (phase mode counts a phase when the
     # pre-prepare leaves, so compare runs in which every phase has finished)
-    counts = [r.messages.set_index(["node_id", "msg_type"]).sort_index() for r in (message, phase)]
-    assert counts[0].equals(counts[1])
+    assert_same_commits(message, phase)
     # O(n) events per sequence number instead of O(n^2) (replies and requests stay messages)
     assert phase.summary["events"] < message.summary["events"] * 4 / n
 
@@ -86,14 +81,7 @@ def test_latency_distributions_agree_with_jitter() -> None:
     # independent latencies per mode. Under the null hypothesis the KS p-value is uniform,
     # so p > 0.01 fails 1% of seeds by chance (the seed is fixed: the test is deterministic);
     # the same test rejects a shift of 2 ms (3% of the ~70 ms mean), see below.
-    def latencies(mode: str) -> np.ndarray:
-        s = scenario(
-            mode, 7, duration_s=40.0, network__topology="full_mesh", network__cities=None, network__latency_s=0.01,
-            network__jitter_s=0.01, protocol__batch_timeout_s=0.0, protocol__max_block_tx=1, workload__rate_tps=10.0,
-        )  # fmt: skip
-        return sim.run(s).transactions["latency_s"].dropna().to_numpy()
-
-    message, phase = latencies("message"), latencies("phase")
+    message, phase = jitter_latencies(scenario, "message"), jitter_latencies(scenario, "phase")
     assert len(message) > 350 and len(phase) > 350
     assert ks_2samp(message, phase).pvalue > 0.01
     assert ks_2samp(message, phase + 0.002).pvalue < 0.01  # the test has power
