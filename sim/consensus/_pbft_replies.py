@@ -129,7 +129,11 @@ class ReplyRound:
         # replicas yet to execute could still be faster: their replies leave after now
         bound = np.where(self.confirmed, arrival, np.maximum(arrival, now + self.travel_s[row]))
         at_s = min(done_s, self._kth(bound))
-        if at_s <= now:  # no travel time at all: look again when the next replica confirms
+        if at_s <= now:
+            # a replica yet to execute could still reply with no travel time at all (its own
+            # reply with free signing): look again when the next replica confirms, and at
+            # the latest when the confirmed replies complete the quorum
+            self.parked[row] = msg
             at_s = done_s
         self.network.deliver_at(msg.origin, msg.origin, msg, at_s)
         return False
