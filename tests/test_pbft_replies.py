@@ -23,7 +23,7 @@ class _Network:
 
 def _round(network: _Network, arrival: list[float], travel: list[float], need: int) -> tuple[ReplyRound, PhaseReply]:
     arrival_s = np.array([arrival])
-    votes = ReplyRound(network, arrival_s, np.array([travel]), arrival_s[0] - np.array(travel), np.array([9]), need, {})
+    votes = ReplyRound(network, arrival_s, np.array([travel]), arrival_s[0] - np.array(travel), np.array([9]), need)
     return votes, PhaseReply(9, 0, 0, 1, b"d", (), votes, 0.0, 0.0)
 
 

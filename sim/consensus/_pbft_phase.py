@@ -83,7 +83,7 @@ class PbftPhaseMode:
         replies = self._reply_phase(pp, links, committed)
         checkpoints = None
         if pp.seq % self.params.checkpoint_interval == 0:
-            checkpoints = self._checkpoint_phase(pp, links, committed, replies)
+            checkpoints = self._checkpoint_phase(pp, links, committed)
         slot = self.log[pp.seq]
         slot.reply_round, slot.checkpoint_round = replies, checkpoints
         shared = PhaseQuorum("pre-prepare", pp, prepare_round, commit_round, pp_cost_s, 0.0, replies, checkpoints)

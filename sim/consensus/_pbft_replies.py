@@ -65,7 +65,6 @@ class ReplyRound:
         base_s: (n,) the replica execution times the estimates assumed.
         origins: (r,) node id of each row.
         need: replies an origin needs (f + 1, its own included).
-        tx_ids: each origin's transactions in the block.
     """
 
     def __init__(
@@ -76,11 +75,8 @@ class ReplyRound:
         base_s: np.ndarray,
         origins: np.ndarray,
         need: int,
-        tx_ids: dict[int, tuple[int, ...]],
     ) -> None:
         self.network = network
-        self.tx_ids = tx_ids  # shared by every replica: none regroups the block's transactions
-        self.replies_sent = len(tx_ids) - np.isin(np.arange(arrival_s.shape[1]), origins)  # per replica
         self.arrival_s = arrival_s
         self.travel_s = travel_s
         self.base_s = base_s
@@ -178,26 +174,22 @@ class PbftReplyPhase:
         executed_s = ctx.deliver_block(block)
         self.chain.append(block)
         self.backoff = 0
-        ids = block.tx_ids
         if self.nudged:
-            self.nudged.difference_update(ids)
+            self.nudged.difference_update(block.tx_ids)
+        by_origin = ctx.txs_by_origin(block)
         if reply_round is not None and txs is not None:
-            others = int(reply_round.replies_sent[me])
+            others = len(by_origin) - (me in by_origin)
             if others:
                 ctx.cpu(others * ctx.sign_s)  # signing the replies phase mode sends on its behalf
             reply_round.confirm(me, executed_s)
             slot = self.log.get(block.height)
             if slot is not None and slot.reply_round is reply_round:
                 slot.reply_round = None  # confirmed: the origins' events hold the round from here
-            own = tuple(t for t in reply_round.tx_ids.get(me, ()) if t in self.own)
-        else:
-            by_origin: dict[int, list[int]] = {}
-            for tx in txs or ():
-                by_origin.setdefault(tx.origin, []).append(tx.tx_id)
+        elif txs is not None:
             for origin, origin_ids in by_origin.items():
                 if origin != me:
-                    ctx.send(origin, Reply(self.view, block.height, block.block_hash, tuple(origin_ids)))
-            own = tuple(t for t in ids if t in self.own)
+                    ctx.send(origin, Reply(self.view, block.height, block.block_hash, origin_ids))
+        own = tuple(t for t in by_origin.get(me, ()) if t in self.own)  # own transactions have origin me
         if own:
             for t in own:
                 del self.own[t]
@@ -238,16 +230,14 @@ class PbftReplyPhase:
 
     def _reply_phase(self: Pbft, pp: PrePrepare, links: LinkSnapshot, executed_s: np.ndarray) -> ReplyRound | None:
         """Primary: compute the replies of ``pp``'s block, given each replica's execution lower bound."""
-        by_origin: dict[int, list[int]] = {}
-        for tx in pp.txs:
-            by_origin.setdefault(tx.origin, []).append(tx.tx_id)
+        ctx, net, n = self.ctx, self.ctx.network, self.ctx.n
+        by_origin = ctx.txs_by_origin(pp.block)
         if not by_origin:
             return None
-        ctx, net, n = self.ctx, self.ctx.network, self.ctx.n
         origins = np.fromiter(by_origin, dtype=np.int64, count=len(by_origin))
         r = len(origins)
         block = pp.block
-        replies = [Reply(pp.view, block.height, block.block_hash, tuple(by_origin[o])) for o in origins.tolist()]
+        replies = [Reply(pp.view, block.height, block.block_hash, by_origin[o]) for o in origins.tolist()]
         size = np.array([m.size_bytes() for m in replies], dtype=float)
         # replica j signs and sends to the origins other than itself, in block order
         rank_of = np.full(n, r)
@@ -276,8 +266,7 @@ class PbftReplyPhase:
         others = r - (rank_of < r)  # replies each replica sends
         travel[np.arange(r), origins] = others[origins] * sign_s  # own reply: once the others are signed
         arrival = np.where(ok | (mine & executes[None, :]), executed_s[None, :] + travel, np.inf)
-        grouped = {o: tuple(ids) for o, ids in by_origin.items()}
-        votes = ReplyRound(net, arrival, travel, executed_s.copy(), origins, self.f + 1, grouped)
+        votes = ReplyRound(net, arrival, travel, executed_s.copy(), origins, self.f + 1)
         for value in np.unique(size):  # one Reply size per number of the origin's transactions
             rows = np.flatnonzero(size == value)
             attempts = (~mine[rows]).sum(axis=0) * executes + retries[rows].sum(axis=0)
@@ -294,13 +283,11 @@ class PbftReplyPhase:
                 now_s = float(done[i] - at[i])
                 later_s = max(0.0, float(received[origins[row]]) * cost_s - now_s)
                 origin = int(origins[row])
-                msg = PhaseReply(origin, row, pp.view, block.height, block.block_hash, grouped[origin], votes, now_s, later_s)
+                msg = PhaseReply(origin, row, pp.view, block.height, block.block_hash, by_origin[origin], votes, now_s, later_s)
                 net.deliver_at(origin, origin, msg, float(done[i]))
         return votes
 
-    def _checkpoint_phase(
-        self: Pbft, pp: PrePrepare, links: LinkSnapshot, executed_s: np.ndarray, replies: ReplyRound | None
-    ) -> ReplyRound | None:
+    def _checkpoint_phase(self: Pbft, pp: PrePrepare, links: LinkSnapshot, executed_s: np.ndarray) -> ReplyRound | None:
         """Primary: compute the CHECKPOINTs of ``pp``'s block (every ``checkpoint_interval``-th).
 
         Each replica multicasts its checkpoint once it has executed the block and signed
@@ -312,7 +299,8 @@ class PbftReplyPhase:
         senders = np.flatnonzero(np.isfinite(executed_s))
         if len(senders) == 0:
             return None
-        sent_replies = np.zeros(n) if replies is None else np.maximum(replies.replies_sent, 0)
+        by_origin = ctx.txs_by_origin(block)
+        sent_replies = len(by_origin) - np.isin(np.arange(n), np.fromiter(by_origin, dtype=np.int64, count=len(by_origin)))
         ready_s = executed_s[senders] + (sent_replies[senders] + 1) * ctx.sign_s
         checkpoint = Checkpoint(block.height, block.block_hash)
         sent = broadcast(net, links, senders, ready_s, checkpoint.size_bytes(), "Checkpoint", self._retransmit_s)
@@ -323,7 +311,7 @@ class PbftReplyPhase:
         base_s[senders] = ready_s
         with np.errstate(invalid="ignore"):
             travel = np.where(np.isfinite(arrival), arrival - base_s[None, :], np.inf)
-        votes = ReplyRound(net, arrival, travel, base_s, np.arange(n), self.q, {})
+        votes = ReplyRound(net, arrival, travel, base_s, np.arange(n), self.q)
         cost_s = ctx.receive_cost_s(checkpoint)
         at, done = quorum_done(arrival, np.full(n, self.q), np.full(n, -np.inf), cost_s)
         for j in np.flatnonzero(np.isfinite(at)).tolist():

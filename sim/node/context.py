@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from collections.abc import Iterable, Sequence
+from collections.abc import Iterable, Mapping, Sequence
 from dataclasses import dataclass, field
 from typing import TYPE_CHECKING, Any
 
@@ -118,17 +118,20 @@ class NodeContext:
 
     def on_ledger(self, tx_id: int) -> bool:
         """True if a block holding ``tx_id`` has been delivered here (is on this node's ledger)."""
-        ledger = self._node.ledger
-        top = ledger.height
-        for height, block_hash in self._node.sim.blocks_holding(tx_id):
-            if height <= top and ledger.hash_at(height) == block_hash:
-                return True
-        return False
+        return any(self._has(height, block_hash) for height, block_hash in self._node.sim.blocks_holding(tx_id))
 
     def holds_block(self, block: Block) -> bool:
         """True if ``block`` is on this node's ledger."""
+        return self._has(block.height, block.block_hash)
+
+    def _has(self, height: int, block_hash: bytes) -> bool:
         ledger = self._node.ledger
-        return block.height <= ledger.height and ledger.hash_at(block.height) == block.block_hash
+        return height <= ledger.height and ledger.hash_at(height) == block_hash
+
+    def txs_by_origin(self, block: Block) -> Mapping[int, tuple[int, ...]]:
+        """``block``'s transaction ids by origin node, origins in block order (computed once
+        per block by the simulation, shared by every node)."""
+        return self._node.sim.block_info(block).by_origin
 
     def blocks_holding(self, tx_id: int) -> tuple[tuple[int, bytes], ...]:
         """(height, block hash) of every block built in this run (by any node) that holds ``tx_id``."""
