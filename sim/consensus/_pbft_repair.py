@@ -163,12 +163,12 @@ class PbftRepair:
         ``wait_s`` after submission, then with exponential backoff (each wait doubles, up to
         8 view-change timeouts), so an open-loop backlog is not re-sent in full every period."""
         now = self.ctx.now
-        overdue = set()
+        overdue: dict[int, float] = {}  # request -> the wait it has now waited out
         for tx_id, submit_s in self.own.items():
             if tx_id not in self.answered:
                 last_s, gap_s = self.resent_s.get(tx_id, (submit_s, wait_s))
                 if now - last_s >= gap_s:
-                    overdue.add(tx_id)
+                    overdue[tx_id] = gap_s
         if not overdue:  # the usual case: look no further (the log can hold many blocks)
             return
         held = list(self.ctx.mempool) + [tx for batch in self.backlog for tx in batch]
@@ -176,8 +176,7 @@ class PbftRepair:
         due: dict[int, Transaction] = {}
         for tx in held:
             if tx.tx_id in overdue and tx.tx_id not in due:
-                last_s, gap_s = self.resent_s.get(tx.tx_id, (tx.submit_s, wait_s))
                 due[tx.tx_id] = tx
-                self.resent_s[tx.tx_id] = (now, min(2 * gap_s, 8 * self.params.view_change_timeout_s))
+                self.resent_s[tx.tx_id] = (now, min(2 * overdue[tx.tx_id], 8 * self.params.view_change_timeout_s))
         if due:
             self.ctx.broadcast(RequestBatch(tuple(due.values())))
