@@ -43,7 +43,7 @@ import numpy as np
 
 from sim.consensus._tendermint_messages import Precommit, Prevote, Proposal, Vote
 from sim.consensus.base import Message
-from sim.network.phase import LinkSnapshot, PhaseDelivery, QuorumRound, broadcast, quorum_done
+from sim.network.phase import LinkSnapshot, PhaseDelivery, QuorumRound, broadcast, quorum_done, quorum_times
 
 if TYPE_CHECKING:
     from sim.consensus.tendermint import Tendermint
@@ -64,9 +64,9 @@ class VoteRound(QuorumRound):
 
     def __init__(
         self, network: Network, arrival_s: np.ndarray, senders: np.ndarray, need: np.ndarray, ready_s: np.ndarray,
-        kind: type[Vote], size_bytes: int,
+        kind: type[Vote], size_bytes: int, quorum_s: np.ndarray | None = None,
     ) -> None:  # fmt: skip
-        super().__init__(network, arrival_s, senders, np.array(need, dtype=np.int64))
+        super().__init__(network, arrival_s, senders, np.array(need, dtype=np.int64), quorum_s)
         self.senders = np.asarray(senders, dtype=np.int64)
         self.ready_s = np.array(ready_s, dtype=float)
         self.kind = kind
@@ -210,17 +210,19 @@ class TendermintPhaseMode:
         pv = broadcast(net, links, prevoters, pv_ready, size, "Prevote")
         pv_need = np.full(n, q)
         pv_need[prevoters] -= 1  # a validator's own prevote counts
-        polka_at, polka_done = quorum_done(pv.arrival_s, pv_need, has_prop, cost_s)
+        pv_q = quorum_times(pv.arrival_s, pv_need)
+        polka_at, polka_done = quorum_done(pv.arrival_s, pv_need, has_prop, cost_s, pv_q)
         committers = np.flatnonzero(np.isfinite(polka_done))
         pc = broadcast(net, links, committers, polka_done[committers] + sign_s, size, "Precommit")
         pc_need = np.full(n, q)
         pc_need[committers] -= 1
         own_s = np.where(np.isfinite(polka_done), polka_done, has_prop)
-        commit_at, commit_done = quorum_done(pc.arrival_s, pc_need, own_s, cost_s)
+        pc_q = quorum_times(pc.arrival_s, pc_need)
+        commit_at, commit_done = quorum_done(pc.arrival_s, pc_need, own_s, cost_s, pc_q)
         phase = RoundPhase(
             self.height, prop.round, prop.block.block_hash,
-            VoteRound(net, pv.arrival_s, prevoters, pv_need, pv_ready, Prevote, size),
-            VoteRound(net, pc.arrival_s, committers, pc_need, polka_done[committers] + sign_s, Precommit, size),
+            VoteRound(net, pv.arrival_s, prevoters, pv_need, pv_ready, Prevote, size, pv_q),
+            VoteRound(net, pc.arrival_s, committers, pc_need, polka_done[committers] + sign_s, Precommit, size, pc_q),
         )  # fmt: skip
         self.phases[prop.round] = phase
         PhaseDelivery(net).deliver(arrival, lambda j: PhaseEvent("proposal", phase, prop), src=me)
