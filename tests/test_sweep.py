@@ -189,10 +189,15 @@ def _sweep_process(scenario: Path, out: Path) -> subprocess.Popen[bytes]:
     return subprocess.Popen(cmd, env=env, stdout=subprocess.PIPE, stderr=subprocess.PIPE)
 
 
+def _finished_summaries(out: Path) -> list[Path]:
+    """Summaries of finished runs; a run being written lives in a hidden temporary folder."""
+    return [p for p in (out / "runs").glob("*/summary.json") if not p.parent.name.startswith(".")]
+
+
 def _wait_for_runs(out: Path, count: int, proc: subprocess.Popen[bytes], timeout_s: float = 60.0) -> None:
     deadline = time.monotonic() + timeout_s
     while time.monotonic() < deadline:
-        if len(list((out / "runs").glob("*/summary.json"))) >= count:
+        if len(_finished_summaries(out)) >= count:
             return
         assert proc.poll() is None, proc.stderr.read() if proc.stderr else ""
         time.sleep(0.02)
@@ -206,7 +211,7 @@ def test_sigkill_mid_sweep_then_rerun_completes_every_run_once(tmp_path: Path) -
     _wait_for_runs(out, 3, proc)
     proc.send_signal(signal.SIGKILL)
     proc.wait()
-    finished = {p.parent.name: p.stat().st_mtime_ns for p in (out / "runs").glob("*/summary.json")}
+    finished = {p.parent.name: p.stat().st_mtime_ns for p in _finished_summaries(out)}
     assert 3 <= len(finished) < 12, "killed too late to test resuming"
     # Nothing half-written is visible: every run folder is complete.
     for folder in (out / "runs").iterdir():
@@ -235,7 +240,7 @@ def test_ctrl_c_saves_the_tables_of_what_finished(tmp_path: Path) -> None:
     assert b"run the same command again to resume" in stderr
     runs = pd.read_parquet(out / "runs.parquet")
     assert 2 <= len(runs) < 12 and runs["status"].eq("ok").all()
-    assert len(runs) == len(list((out / "runs").glob("*/summary.json")))
+    assert len(runs) == len(_finished_summaries(out))
 
 
 # ------------------------------------------------------------------ failures
