@@ -497,7 +497,10 @@ def list_(what: str) -> None:
 @main.command()
 @click.option("--quick", is_flag=True, help="Shorter runs with proportionally wider tolerances.")
 @click.option("--case", "cases", multiple=True, metavar="NAME", help="Run only these cases (repeatable).")
-@click.option("--out", type=click.Path(path_type=Path), default=None, help="Also write the table as CSV here.")
+@click.option(
+    "--out", type=click.Path(path_type=Path), default=None,
+    help="Also write the table here: Markdown if the name ends in .md, else CSV.",
+)  # fmt: skip
 def validate(quick: bool, cases: tuple[str, ...], out: Path | None) -> None:
     """Check the simulator against theory and published results; exit 1 on any failure."""
     from sim.validation import run_validation
@@ -509,8 +512,17 @@ def validate(quick: bool, cases: tuple[str, ...], out: Path | None) -> None:
         return
     click.echo(format_validation(table))
     if out is not None:
+        from sim import __version__
+        from sim.experiment.store import write_text_atomic
+        from sim.validation.markdown import validation_markdown
+
         out.parent.mkdir(parents=True, exist_ok=True)
-        table.to_csv(out, index=False)
+        if out.suffix == ".md":
+            mode = "quick mode, " if quick else ""
+            heading = f"hcsim validate ({mode}hcsim {__version__})"
+            write_text_atomic(out, validation_markdown(table, heading))
+        else:
+            table.to_csv(out, index=False)
     failed = int((table["verdict"] != "pass").sum())
     click.echo(f"{len(table) - failed} passed, {failed} failed")
     if failed:
