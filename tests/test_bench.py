@@ -68,3 +68,17 @@ def test_pbft_1000_scenario_is_valid_and_as_specified() -> None:
     sc = load_scenario(Path(__file__).resolve().parent.parent / "experiments" / "pbft_1000.toml")
     assert (sc.network.nodes, sc.network.mode, sc.duration_s) == (1000, "phase", 3600.0)
     assert sc.protocol.name == "pbft" and sc.workload.rate_tps == 200.0
+
+
+def test_pbft_1000_benchmark_reports_time_memory_and_what_it_simulated() -> None:
+    import importlib.util
+
+    path = Path(__file__).resolve().parent.parent / "benchmarks" / "bench_pbft_1000.py"
+    spec = importlib.util.spec_from_file_location("bench_pbft_1000", path)
+    assert spec is not None and spec.loader is not None
+    bench = importlib.util.module_from_spec(spec)
+    spec.loader.exec_module(bench)
+    row = bench.run(duration_s=4.0)
+    assert row["nodes"] == 1000 and row["sim_s"] == 4.0 and row["target_s"] is None
+    assert row["wall_s"] >= row["run_s"] > 0 and row["peak_rss_mb"] > 0 and row["events"] > 1000
+    assert row["committed"] > 0 and row["blocks"] >= 1 and row["invariant_violations"] == 0
