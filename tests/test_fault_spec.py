@@ -14,7 +14,14 @@ import sim
 from sim.cli import main
 from sim.config import NetworkConfig, parse_scenario
 from sim.errors import ScenarioError
-from sim.faults.spec import FAULT_KINDS, ByzantineFault, ChurnFault, CrashFault, DegradeFault, node_regions
+from sim.faults.spec import (
+    FAULT_KINDS,
+    ByzantineFault,
+    ChurnFault,
+    CrashFault,
+    DegradeFault,
+    node_regions,
+)
 from sim.network.topology import TopologyParams, build_topology
 
 ALL_KINDS = """

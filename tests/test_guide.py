@@ -187,7 +187,7 @@ def test_check_rejects_bad_params(example: ModuleType) -> None:
 
 # ------------------------------------------------------------------------- the guide
 
-_BLOCK = re.compile(r"(?:<!-- (?P<mark>[a-z]+) -->\n)?```python\n(?P<code>.*?)```", re.S)
+_BLOCK = re.compile(r"(?:<!-- (?P<mark>[a-z]+) -->\n)?```python\n(?P<code>.*?)```", re.DOTALL)
 
 
 def _python_blocks() -> list[tuple[str | None, str]]:

@@ -26,7 +26,13 @@ from typing import Any
 
 from pydantic import Field
 
-from sim.consensus.base import MESSAGE_HEADER_BYTES, Message, Protocol, ProtocolParams, register_protocol
+from sim.consensus.base import (
+    MESSAGE_HEADER_BYTES,
+    Message,
+    Protocol,
+    ProtocolParams,
+    register_protocol,
+)
 from sim.consensus.batching import BlockCutter
 from sim.consensus.common import ForwardTx
 from sim.ledger import GENESIS_HASH, Block
