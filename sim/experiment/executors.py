@@ -18,7 +18,7 @@ import os
 import signal
 from abc import ABC, abstractmethod
 from collections.abc import Callable, Iterable, Iterator
-from typing import TypeVar
+from typing import Self, TypeVar
 
 from sim.errors import HcsimError
 
@@ -41,7 +41,7 @@ class Executor(ABC):
     def close(self) -> None:
         """Release workers (idempotent)."""
 
-    def __enter__(self) -> Executor:
+    def __enter__(self) -> Self:
         return self
 
     def __exit__(self, *exc: object) -> None:
