@@ -9,7 +9,13 @@ Quick use from a notebook::
 
 from sim import plots
 from sim.config import Scenario, load_scenario
-from sim.consensus.base import Protocol, ProtocolParams, get_protocol, protocol_names, register_protocol
+from sim.consensus.base import (
+    Protocol,
+    ProtocolParams,
+    get_protocol,
+    protocol_names,
+    register_protocol,
+)
 from sim.errors import HcsimError, ScenarioError
 from sim.experiment.result import RunResult
 from sim.experiment.runner import run

@@ -20,7 +20,7 @@ import base64
 import html
 import json
 import math
-from datetime import datetime, timezone
+from datetime import UTC, datetime
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
@@ -65,7 +65,14 @@ def run_figures(result: RunResult) -> dict[str, Figure]:
     import matplotlib.pyplot as plt
 
     from sim.experiment.simulation import scenario_topology
-    from sim.plots import cpu_by_node, latency_cdf, messages_by_node, network_map, node_roles, throughput_over_time
+    from sim.plots import (
+        cpu_by_node,
+        latency_cdf,
+        messages_by_node,
+        network_map,
+        node_roles,
+        throughput_over_time,
+    )
     from sim.rng import RandomStreams
 
     figures: dict[str, Figure] = {}
@@ -198,7 +205,7 @@ def _page(title: str, intro: list[tuple[str, str]], images: list[tuple[str, Path
         "table{border-collapse:collapse;margin:0.5em 0 1.5em}th,td{padding:3px 10px;text-align:right;border-bottom:1px solid #ddd}"
         "th{text-align:left}figure{margin:1em 0}img{max-width:100%}figcaption{color:#666;font-size:90%}"
     )
-    stamp = datetime.now(timezone.utc).strftime("%Y-%m-%d %H:%M UTC")
+    stamp = datetime.now(UTC).strftime("%Y-%m-%d %H:%M UTC")
     return (
         f"<!DOCTYPE html><html><head><meta charset='utf-8'><title>{html.escape(title)}</title><style>{style}</style></head>"
         f"<body><h1>{html.escape(title)}</h1><table>{rows}</table><h2>Figures</h2>{figs}{sections}"

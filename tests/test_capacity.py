@@ -17,7 +17,13 @@ from click.testing import CliRunner
 
 from sim.cli import main
 from sim.errors import HcsimError
-from sim.experiment.capacity import Evaluation, Slo, bisect_capacity, conservative_capacity, find_capacity
+from sim.experiment.capacity import (
+    Evaluation,
+    Slo,
+    bisect_capacity,
+    conservative_capacity,
+    find_capacity,
+)
 
 MU_TPS = 100.0
 

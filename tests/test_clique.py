@@ -9,7 +9,14 @@ import pytest
 
 import sim
 from sim.consensus.chain import ChainBlock
-from sim.consensus.clique import DIFF_INTURN, DIFF_NOTURN, Clique, CliqueParams, in_turn, signer_limit
+from sim.consensus.clique import (
+    DIFF_INTURN,
+    DIFF_NOTURN,
+    Clique,
+    CliqueParams,
+    in_turn,
+    signer_limit,
+)
 from sim.experiment.result import collect
 from sim.experiment.simulation import Simulation
 from tests.conftest import small_scenario

@@ -6,7 +6,13 @@ from hypothesis import given, settings
 from hypothesis import strategies as st
 
 from sim.contracts.base import Call
-from sim.contracts.consent import AccessAuditCall, AccessCall, AuditEntry, ConsentCall, consent_key
+from sim.contracts.consent import (
+    AccessAuditCall,
+    AccessCall,
+    AuditEntry,
+    ConsentCall,
+    consent_key,
+)
 from sim.contracts.executor import Executor
 from sim.ledger import GENESIS_HASH, Block, tx_digest
 from sim.workload.transaction import Transaction

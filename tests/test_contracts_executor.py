@@ -118,7 +118,7 @@ def test_a_node_applying_a_different_block_forks_its_own_state() -> None:
     ex.block_created(block_a, a)
     ex.block_created(block_b, b)
     ex.apply(0, block_a, 1.0)
-    executed, first = ex.apply(1, block_b, 1.0)
+    _executed, first = ex.apply(1, block_b, 1.0)
     assert first and ex.forks == 1
     assert ex.store(0).value(accumulator_key(7)) == 10.0 and ex.store(0).value(accumulator_key(8)) is None
     assert ex.store(1).value(accumulator_key(8)) == 10.0 and ex.store(1).value(accumulator_key(7)) is None

@@ -3,7 +3,12 @@
 from __future__ import annotations
 
 from sim.contracts.claims import ClaimCall, Member, PayerRules, Policy
-from sim.contracts.priorauth import MAX_AUTHS_PER_CATEGORY, DecisionCall, RequestCall, auth_key
+from sim.contracts.priorauth import (
+    MAX_AUTHS_PER_CATEGORY,
+    DecisionCall,
+    RequestCall,
+    auth_key,
+)
 from tests.contract_helpers import ContractChain
 
 PROVIDER, INSURER = 0, 3

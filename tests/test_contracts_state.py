@@ -4,7 +4,13 @@ from __future__ import annotations
 
 import pytest
 
-from sim.contracts.state import GENESIS_VERSION, RWSet, TxContext, TxMeta, VersionedStore
+from sim.contracts.state import (
+    GENESIS_VERSION,
+    RWSet,
+    TxContext,
+    TxMeta,
+    VersionedStore,
+)
 
 META = TxMeta(tx_id=1, sender=0, time_s=0.0)
 

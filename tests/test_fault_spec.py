@@ -14,7 +14,14 @@ import sim
 from sim.cli import main
 from sim.config import NetworkConfig, parse_scenario
 from sim.errors import ScenarioError
-from sim.faults.spec import FAULT_KINDS, ByzantineFault, ChurnFault, CrashFault, DegradeFault, node_regions
+from sim.faults.spec import (
+    FAULT_KINDS,
+    ByzantineFault,
+    ChurnFault,
+    CrashFault,
+    DegradeFault,
+    node_regions,
+)
 from sim.network.topology import TopologyParams, build_topology
 
 ALL_KINDS = """
@@ -142,8 +149,10 @@ def test_strict_mode_rejects_faults_beyond_tolerance() -> None:
     too_many = [{"kind": "crash", "nodes": [1, 2], "at_s": 3}, {"kind": "partition", "groups": [["Dallas"]], "at_s": 4, "until_s": 6}]
     problems = _problems(too_many, strict_faults=True)
     assert problems == [
-        "strict_faults: from t = 4.0 s, up to 3 nodes are faulty at once (faults[0] crash: 2; faults[1] partition: 2), "
-        "but raft with 5 nodes tolerates 2"
+        (
+            "strict_faults: from t = 4.0 s, up to 3 nodes are faulty at once (faults[0] crash: 2; faults[1] partition: 2), "
+            "but raft with 5 nodes tolerates 2"
+        )
     ]
     assert _problems([{"kind": "byzantine", "nodes": [1], "behaviour": "silent"}], strict_faults=True) == [
         "strict_faults: from t = 0.0 s, 1 nodes are Byzantine, but raft with 5 nodes tolerates 0"

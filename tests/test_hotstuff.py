@@ -20,7 +20,14 @@ import pytest
 
 import sim
 from sim.consensus.base import Message
-from sim.consensus.hotstuff import GENESIS_QC, QC, HotStuff, HotStuffParams, Proposal, Vote
+from sim.consensus.hotstuff import (
+    GENESIS_QC,
+    QC,
+    HotStuff,
+    HotStuffParams,
+    Proposal,
+    Vote,
+)
 from sim.errors import ScenarioError
 from sim.experiment.result import collect
 from sim.experiment.simulation import Simulation

@@ -184,7 +184,7 @@ def test_phase_mode_is_safe_and_live_after_a_byzantine_window() -> None:
 def test_vote_round_counts_only_cast_votes_and_shifts_late_ones() -> None:
     env = simpy.Environment()
     delivered: list[tuple[float, int, int]] = []  # (time, collector, token)
-    deliver = lambda _src, dst, msg: delivered.append((env.now, dst, msg.token))  # noqa: E731
+    deliver = lambda _src, dst, msg: delivered.append((env.now, dst, msg.token))
     net = Network(env, np.zeros((4, 4)), 1e30, 0.0, 0.0, np.random.default_rng(0), deliver, lambda *_: None)
     vote = Vote(1, 1, b"\x01" * 32)
     # voters 0, 1, 3 send to collector 2, whose own vote counts at 0.1 s; quorum 3

@@ -8,7 +8,12 @@ import simpy
 from scipy.sparse import csr_matrix
 from scipy.sparse.csgraph import shortest_path
 
-from sim.network._path_delays import PathDelays, euclidean_bound, group_bound, pair_delays
+from sim.network._path_delays import (
+    PathDelays,
+    euclidean_bound,
+    group_bound,
+    pair_delays,
+)
 from sim.network.network import Network
 from sim.network.topology import TopologyParams, build_topology
 

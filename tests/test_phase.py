@@ -14,7 +14,13 @@ from hypothesis.extra.numpy import arrays
 
 from sim.consensus.base import Message
 from sim.network.network import Network
-from sim.network.phase import LinkSnapshot, QuorumRound, broadcast, quorum_done, quorum_times
+from sim.network.phase import (
+    LinkSnapshot,
+    QuorumRound,
+    broadcast,
+    quorum_done,
+    quorum_times,
+)
 
 N = 5
 SIZE_BYTES = 1000

@@ -40,14 +40,14 @@ def test_quorum_reachable_with_f_silent(nf: tuple[int, int], rnd) -> None:  # ty
 
 
 def test_quorum_is_2f_plus_1_for_3f_plus_1() -> None:
-    for f in range(0, 50):
+    for f in range(50):
         assert bft_quorum(3 * f + 1, f) == 2 * f + 1
         assert max_faulty(3 * f + 1) == f
 
 
 def test_quorum_is_smallest_intersecting_size() -> None:
     for n in range(1, 60):
-        for f in range(0, max_faulty(n) + 1):
+        for f in range(max_faulty(n) + 1):
             q = bft_quorum(n, f)
             assert 2 * (q - 1) - n < f + 1  # one fewer would not intersect in f + 1
 

@@ -33,7 +33,13 @@ import pytest
 from scipy import stats
 
 import sim
-from sim.faults.recovery import Baseline, baseline, recovery_table, recovery_time, stall_status
+from sim.faults.recovery import (
+    Baseline,
+    baseline,
+    recovery_table,
+    recovery_time,
+    stall_status,
+)
 from tests.conftest import small_scenario
 
 # --------------------------------------------------------- synthetic series

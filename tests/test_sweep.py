@@ -22,7 +22,14 @@ from sim.consensus.base import Message, Protocol, ProtocolParams
 from sim.errors import HcsimError, ScenarioError
 from sim.experiment.executors import DaskExecutor, ProcessExecutor, SerialExecutor
 from sim.experiment.store import write_run
-from sim.experiment.sweep import NONDETERMINISTIC_COLUMNS, RunStore, plan_sweep, replication_seed, run_key, run_sweep
+from sim.experiment.sweep import (
+    NONDETERMINISTIC_COLUMNS,
+    RunStore,
+    plan_sweep,
+    replication_seed,
+    run_key,
+    run_sweep,
+)
 from sim.rng import derive_seed
 
 ROOT = Path(__file__).resolve().parents[1]
@@ -333,17 +340,16 @@ def test_a_stuck_run_times_out_as_a_failure(tmp_path: Path, monkeypatch: pytest.
 def test_one_writer_per_folder_and_runs_never_replace_a_sweep(tmp_path: Path) -> None:
     store = RunStore(tmp_path / "s")
     with store.locked():
-        with pytest.raises(HcsimError, match="another hcsim process"):
-            with RunStore(tmp_path / "s").locked():
-                pass
+        rival = RunStore(tmp_path / "s")  # a second process's store on the same folder
+        with pytest.raises(HcsimError, match="another hcsim process"), rival.locked():
+            pass
     result = run_sweep(_sweep_raw(grid={"network.nodes": [3]}, replications=1), tmp_path / "s", SerialExecutor())
     one = result.folder / "runs" / result.runs["run_id"].iloc[0]
     from sim.experiment.store import read_run
 
     with pytest.raises(HcsimError, match="holds a sweep or capacity search"):
         write_run(read_run(one), tmp_path / "s")
-    with pytest.raises(HcsimError, match="single run"):
-        with RunStore(one).locked():
-            pass
+    with pytest.raises(HcsimError, match="single run"), RunStore(one).locked():
+        pass
     cli = CliRunner().invoke(main, ["run", str(ROOT / "experiments" / "quickstart.toml"), "--out", str(tmp_path / "s"), "--quiet"])
     assert cli.exit_code == 2 and "holds a sweep" in cli.output and (tmp_path / "s" / "runs.parquet").is_file()

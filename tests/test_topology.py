@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+from itertools import pairwise
+
 import networkx as nx
 import numpy as np
 import pytest
@@ -232,7 +234,7 @@ def _old_random_geometric_graph(n: int, params: TopologyParams, rng: np.random.G
     iu, ju = np.nonzero(np.triu(dist <= radius, k=1))
     graph.add_edges_from(zip(iu.tolist(), ju.tolist()))
     comps = sorted((sorted(c) for c in nx.connected_components(graph)), key=lambda c: c[0])
-    for a, b in zip(comps, comps[1:]):
+    for a, b in pairwise(comps):
         sub = dist[np.ix_(a, b)]
         i, j = np.unravel_index(int(np.argmin(sub)), sub.shape)
         graph.add_edge(a[i], b[j])

@@ -14,7 +14,12 @@ from sim.validation.pow_propagation import NODES, fork_model, propagation_delays
 from sim.validation.pow_propagation import UPLINK_BPS as UPLINK_BPS_POW
 from sim.validation.pow_stale import stale_theory
 from sim.validation.published import leader_crash_downtime
-from sim.validation.raft_split_vote import RANGE_S, TIMEOUT_MIN_S, no_split_theory, term1_candidates
+from sim.validation.raft_split_vote import (
+    RANGE_S,
+    TIMEOUT_MIN_S,
+    no_split_theory,
+    term1_candidates,
+)
 from sim.validation.tendermint_thesis import UPLINK_BPS, block_latency
 
 

@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+from typing import Any
+
 import pandas as pd
 import pytest
 
@@ -17,11 +19,11 @@ ALL_CLIENT_TYPES = {
     "record_access": 0.1, "record_register": 0.06, "record_verify": 0.03, "drug_commission": 0.04,
     "drug_transfer": 0.06, "drug_verify": 0.03, "trial_anchor": 0.01,
 }  # fmt: skip
-EVERYTHING = dict(
-    network__nodes=8, workload__mix=ALL_CLIENT_TYPES, workload__patients=3000, workload__trials=2,
-    workload__payment_interval_s=2.0, workload__prior_auth_categories=["imaging"], workload__tamper_fraction=0.2,
-    workload__counterfeit_fraction=0.1, workload__rate_tps=120.0,
-)  # fmt: skip
+EVERYTHING: dict[str, Any] = {
+    "network__nodes": 8, "workload__mix": ALL_CLIENT_TYPES, "workload__patients": 3000, "workload__trials": 2,
+    "workload__payment_interval_s": 2.0, "workload__prior_auth_categories": ["imaging"],
+    "workload__tamper_fraction": 0.2, "workload__counterfeit_fraction": 0.1, "workload__rate_tps": 120.0,
+}  # fmt: skip
 
 
 def test_trace_replay_reproduces_the_arrival_times_exactly() -> None:

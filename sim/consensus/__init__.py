@@ -7,7 +7,14 @@ start-up, so a new protocol file needs no edit anywhere else.
 import importlib
 import pkgutil
 
-from sim.consensus.base import Message, Protocol, ProtocolParams, get_protocol, protocol_names, register_protocol
+from sim.consensus.base import (
+    Message,
+    Protocol,
+    ProtocolParams,
+    get_protocol,
+    protocol_names,
+    register_protocol,
+)
 
 _INFRASTRUCTURE = {"base", "batching", "chain", "common", "quorum"}
 for _module in pkgutil.iter_modules(__path__):

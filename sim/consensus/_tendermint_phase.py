@@ -37,13 +37,21 @@ tests/test_tendermint_phase.py):
 from __future__ import annotations
 
 from dataclasses import dataclass, field
+from functools import partial
 from typing import TYPE_CHECKING, Any
 
 import numpy as np
 
 from sim.consensus._tendermint_messages import Precommit, Prevote, Proposal, Vote
 from sim.consensus.base import Message
-from sim.network.phase import LinkSnapshot, PhaseDelivery, QuorumRound, broadcast, quorum_done, quorum_times
+from sim.network.phase import (
+    LinkSnapshot,
+    PhaseDelivery,
+    QuorumRound,
+    broadcast,
+    quorum_done,
+    quorum_times,
+)
 
 if TYPE_CHECKING:
     from sim.consensus.tendermint import Tendermint
@@ -185,6 +193,11 @@ class PhaseEvent(Message):
         return self.proposal.size_bytes() if self.proposal is not None else 0
 
 
+def _quorum_event(stage: str, phase: RoundPhase, now_s: np.ndarray, later_s: np.ndarray, j: int) -> PhaseEvent:
+    """Validator ``j``'s ``stage`` quorum event (CPU seconds to spend before and after acting)."""
+    return PhaseEvent(stage, phase, None, float(now_s[j]), float(later_s[j]))
+
+
 class TendermintPhaseMode:
     """Phase-mode half of :class:`~sim.consensus.tendermint.Tendermint` (a mixin using its state)."""
 
@@ -233,7 +246,7 @@ class TendermintPhaseMode:
             with np.errstate(invalid="ignore"):  # inf - inf where a validator never gets there
                 now_s = np.where(np.isfinite(at), done - at, 0.0)
             later_s = np.maximum(received * cost_s - now_s, 0.0)
-            votes.schedule(at, lambda j: PhaseEvent(stage, phase, None, float(now_s[j]), float(later_s[j])))
+            votes.schedule(at, partial(_quorum_event, stage, phase, now_s, later_s))
 
     def _vote_phased(self: Tendermint, msg: Vote) -> bool:
         """True if ``msg`` is this validator's confirmed vote in a phased round (nothing to send)."""
@@ -247,12 +260,12 @@ class TendermintPhaseMode:
             phase.dissolve()
             return False
         votes.confirm(me, ctx.cpu(ctx.sign_s))
-        if votes.need[me] >= self.quorum and me in votes.messages and np.isinf(votes.consumed_s[me]):
-            # its quorum event came before its own vote (stored by the caller) and waited for one more
-            if self._phase_ready(phase, type(msg)):
-                event = votes.messages[me]
-                ctx.cpu(event.cpu_now_s + event.cpu_later_s)
-                self._phase_consume(phase, type(msg))
+        # its quorum event came before its own vote (stored by the caller) and waited for one more
+        waited = votes.need[me] >= self.quorum and me in votes.messages and np.isinf(votes.consumed_s[me])
+        if waited and self._phase_ready(phase, type(msg)):
+            event = votes.messages[me]
+            ctx.cpu(event.cpu_now_s + event.cpu_later_s)
+            self._phase_consume(phase, type(msg))
         return True
 
     def _on_phase_event(self: Tendermint, src: int, msg: PhaseEvent) -> None:

@@ -25,8 +25,8 @@ if TYPE_CHECKING:
     from sim.workload.transaction import Transaction
 
 __all__ = [
-    "Message",
     "MESSAGE_HEADER_BYTES",
+    "Message",
     "Protocol",
     "ProtocolParams",
     "get_protocol",

@@ -74,7 +74,7 @@ from sim.ledger import GENESIS_HASH, Block
 from sim.node.context import Timer
 from sim.workload.transaction import Transaction
 
-__all__ = ["GENESIS_QC", "HotStuff", "HotStuffParams", "NewView", "Proposal", "QC", "TxToLeader", "Vote"]
+__all__ = ["GENESIS_QC", "QC", "HotStuff", "HotStuffParams", "NewView", "Proposal", "TxToLeader", "Vote"]
 
 _MAX_BACKOFF_EXP = 6  # view timeout grows to at most 2**6 = 64 x view_timeout_s
 _SYNC_MAX_BLOCKS = 32  # blocks in one SyncResponse

@@ -26,7 +26,13 @@ from typing import Any
 
 from pydantic import Field
 
-from sim.consensus.base import MESSAGE_HEADER_BYTES, Message, Protocol, ProtocolParams, register_protocol
+from sim.consensus.base import (
+    MESSAGE_HEADER_BYTES,
+    Message,
+    Protocol,
+    ProtocolParams,
+    register_protocol,
+)
 from sim.consensus.batching import BlockCutter
 from sim.consensus.common import ForwardTx
 from sim.ledger import GENESIS_HASH, Block
@@ -268,9 +274,9 @@ class Raft(Protocol):
         for i in range(self.commit_index + 1, index + 1):
             self.ctx.deliver_block(self.log[i - 1].block)
         self.commit_index = index
-        if self.role == "leader" and not self.cutter.enabled:
-            if self.last_index - self.commit_index < self.params.max_uncommitted_blocks:
-                self.cutter.start()
+        room = self.last_index - self.commit_index < self.params.max_uncommitted_blocks
+        if self.role == "leader" and not self.cutter.enabled and room:
+            self.cutter.start()
 
     # ---------------------------------------------------------------- handlers
 

@@ -42,8 +42,16 @@ from typing import Any
 
 from pydantic import Field
 
+from sim.consensus._tendermint_messages import (
+    CatchUp,
+    CatchUpRequest,
+    Precommit,
+    Prevote,
+    Proposal,
+    TxGossip,
+    Vote,
+)
 from sim.consensus._tendermint_phase import PhaseEvent, RoundPhase, TendermintPhaseMode
-from sim.consensus._tendermint_messages import CatchUp, CatchUpRequest, Precommit, Prevote, Proposal, TxGossip, Vote
 from sim.consensus.base import Message, Protocol, ProtocolParams, register_protocol
 from sim.consensus.common import IdBits
 from sim.consensus.quorum import f_setting_problems, resolve_f

@@ -58,7 +58,7 @@ class Executed(NamedTuple):
 class _Chain:
     """A world state and the executed results of the blocks applied to it."""
 
-    __slots__ = ("store", "executed")
+    __slots__ = ("executed", "store")
 
     def __init__(self, store: VersionedStore) -> None:
         self.store = store

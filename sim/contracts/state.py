@@ -171,7 +171,7 @@ class TxContext:
     a key written earlier in the same execution returns the written value.
     """
 
-    __slots__ = ("_store", "_at", "_reads", "_writes", "meta")
+    __slots__ = ("_at", "_reads", "_store", "_writes", "meta")
 
     def __init__(self, store: VersionedStore, meta: TxMeta, at_height: int | None = None) -> None:
         self._store = store

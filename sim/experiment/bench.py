@@ -105,7 +105,7 @@ def _run_child(n: int, mode: str, instances: int) -> dict[str, Any]:
 def _child_main(conn: Any, n: int, mode: str, instances: int) -> None:
     try:
         conn.send(_run_child(n, mode, instances))
-    except BaseException as exc:  # report, do not hang the parent
+    except BaseException as exc:  # noqa: BLE001 - report anything (even Ctrl-C): else the parent gets only EOFError
         conn.send({"error": repr(exc)})
     finally:
         conn.close()

@@ -37,8 +37,7 @@ from typing import Any
 from sim.config import Scenario
 from sim.errors import HcsimError, ScenarioError
 from sim.experiment.executors import Executor, SerialExecutor
-from sim.experiment.store import write_json_atomic, write_parquet_atomic
-from sim.experiment.store import RunStore
+from sim.experiment.store import RunStore, write_json_atomic, write_parquet_atomic
 from sim.experiment.sweep import execute_specs, make_spec, read_raw
 from sim.experiment.tables import ci95_halfwidth
 

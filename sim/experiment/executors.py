@@ -18,7 +18,7 @@ import os
 import signal
 from abc import ABC, abstractmethod
 from collections.abc import Callable, Iterable, Iterator
-from typing import TypeVar
+from typing import Self, TypeVar
 
 from sim.errors import HcsimError
 
@@ -41,7 +41,7 @@ class Executor(ABC):
     def close(self) -> None:
         """Release workers (idempotent)."""
 
-    def __enter__(self) -> Executor:
+    def __enter__(self) -> Self:
         return self
 
     def __exit__(self, *exc: object) -> None:
@@ -153,7 +153,7 @@ class DaskExecutor(Executor):
 
         try:
             versions = self.client.run(_worker_version)
-        except Exception as exc:  # a worker that cannot import sim fails to unpickle the function
+        except Exception as exc:  # noqa: BLE001 - a worker's error comes back as is, of any type (ImportError, ...)
             self.close()
             raise HcsimError(f"Dask workers cannot run hcsim ({type(exc).__name__}: {exc}); install hcsim on every worker") from None
         other = {w: v for w, v in versions.items() if v != __version__}
@@ -172,7 +172,7 @@ class DaskExecutor(Executor):
                 item = items[index[future.key]]
                 try:
                     yield item, future.result()
-                except Exception as exc:  # KilledWorker, CancelledError, lost data
+                except Exception as exc:  # noqa: BLE001 - the task's own error (any type), KilledWorker, CancelledError, lost data
                     yield item, exc
                 future.release()
         except BaseException:

@@ -23,7 +23,7 @@ import json
 import math
 import tomllib
 from dataclasses import dataclass
-from datetime import datetime, timezone
+from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any
 
@@ -140,7 +140,7 @@ def update_baselines(files: list[Path], baseline_dir: Path = BASELINE_DIR) -> li
                 "seed": summary["seed"],
                 "hcsim_version": __version__,
                 "git_commit": git_commit(),
-                "updated_at": datetime.now(timezone.utc).isoformat(),
+                "updated_at": datetime.now(UTC).isoformat(),
                 "metrics": metrics,
             },
         )

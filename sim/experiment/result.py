@@ -9,7 +9,11 @@ from typing import TYPE_CHECKING, Any
 import pandas as pd
 
 from sim.faults.recovery import RECOVERY_COLUMNS, recovery_table, stall_status
-from sim.metrics.healthcare import consent_violations, healthcare_summary, revocations_table
+from sim.metrics.healthcare import (
+    consent_violations,
+    healthcare_summary,
+    revocations_table,
+)
 from sim.metrics.invariants import (
     check_conservation,
     check_durability,
@@ -23,7 +27,7 @@ if TYPE_CHECKING:
     from sim.config import Scenario
     from sim.experiment.simulation import Simulation
 
-__all__ = ["RunResult", "TABLES", "collect"]
+__all__ = ["TABLES", "RunResult", "collect"]
 
 #: the tables every run has, in the order they are written
 TABLES = (

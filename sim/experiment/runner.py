@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import time
 from collections.abc import Mapping, Sequence
-from datetime import datetime, timezone
+from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any
 
@@ -55,7 +55,7 @@ def run(
         RunTimeout: ``wall_limit_s`` was exceeded.
     """
     resolved = resolve_scenario(scenario, overrides, seed)
-    started = datetime.now(timezone.utc)
+    started = datetime.now(UTC)
     wall0 = time.perf_counter()
     simulation = Simulation(resolved)
     if wall_limit_s is not None:
@@ -77,7 +77,7 @@ def run(
         "hcsim_version": __version__,
         "git_commit": git_commit(),
         "started_at": started.isoformat(),
-        "finished_at": datetime.now(timezone.utc).isoformat(),
+        "finished_at": datetime.now(UTC).isoformat(),
         "wall_time_s": wall_s,
     }
     return collect(simulation, wall_s, manifest)

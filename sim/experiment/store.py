@@ -17,7 +17,7 @@ import shutil
 import subprocess
 import uuid
 from collections.abc import Iterator
-from datetime import datetime, timezone
+from datetime import UTC, datetime
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
@@ -207,7 +207,7 @@ class RunStore:
             "seed": spec.seed,
             "hcsim_version": __version__,
             "git_commit": git_commit(),
-            "finished_at": datetime.now(timezone.utc).isoformat(),
+            "finished_at": datetime.now(UTC).isoformat(),
             "wall_time_s": outcome.wall_time_s,
             "sweep_run": about,
         }

@@ -33,17 +33,28 @@ import time
 import traceback
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, field
-from datetime import datetime, timezone
+from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any
 
 import pandas as pd
 
-from sim.config import Scenario, apply_overrides, parse_scenario, read_toml, sweep_point_raw
+from sim.config import (
+    Scenario,
+    apply_overrides,
+    parse_scenario,
+    read_toml,
+    sweep_point_raw,
+)
 from sim.errors import ScenarioError
 from sim.experiment.executors import Executor, ProcessExecutor
 from sim.experiment.result import RunResult
-from sim.experiment.store import RunStore, git_commit, write_json_atomic, write_parquet_atomic
+from sim.experiment.store import (
+    RunStore,
+    git_commit,
+    write_json_atomic,
+    write_parquet_atomic,
+)
 from sim.experiment.tables import points_table, runs_table
 from sim.rng import derive_seed
 
@@ -142,7 +153,7 @@ class SweepPlan:
             "runs": [{"run_id": s.run_id, "point": s.point, "replication": s.replication, "seed": s.seed} for s in self.specs],
             "hcsim_version": __version__,
             "git_commit": git_commit(),
-            "planned_at": datetime.now(timezone.utc).isoformat(),
+            "planned_at": datetime.now(UTC).isoformat(),
         }
 
 
@@ -222,7 +233,7 @@ def execute_run(spec: RunSpec, wall_limit_s: float | None = None) -> RunOutcome:
     host = socket.gethostname()
     try:
         result = run(parse_scenario(spec.scenario, f"<run {spec.run_id}>"), wall_limit_s=wall_limit_s)
-    except Exception as exc:
+    except Exception as exc:  # noqa: BLE001 - any error in a run, a bug included, is that run's failure
         return RunOutcome(spec.run_id, "failed", None, f"{type(exc).__name__}: {exc}", traceback.format_exc(), time.perf_counter() - wall0, host)
     return RunOutcome(spec.run_id, "ok", result, None, None, time.perf_counter() - wall0, host)
 

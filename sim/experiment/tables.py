@@ -102,7 +102,7 @@ def points_table(runs: pd.DataFrame, params: Sequence[str], n_points: int | None
         for label in labels:
             values = good[label].dropna()
             row[label] = values.iloc[0] if len(values) else None
-        row["runs"] = int(len(good))
+        row["runs"] = len(good)
         row["failed"] = int((group["status"] == "failed").sum())
         for metric in metrics:
             values = pd.to_numeric(good[metric], errors="coerce").to_numpy(dtype=float)

@@ -50,9 +50,9 @@ import numpy as np
 import pandas as pd
 
 __all__ = [
-    "Baseline",
     "DETECTION_KINDS",
     "RECOVERY_COLUMNS",
+    "Baseline",
     "baseline",
     "recovery_table",
     "recovery_time",

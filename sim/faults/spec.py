@@ -21,12 +21,12 @@ if TYPE_CHECKING:
 
 __all__ = [
     "BEHAVIOURS",
+    "FAULT_KINDS",
     "ByzantineFault",
     "ChurnFault",
     "ClockSkewFault",
     "CrashFault",
     "DegradeFault",
-    "FAULT_KINDS",
     "FaultSpec",
     "IsolateFault",
     "PartitionFault",

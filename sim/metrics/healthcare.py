@@ -223,7 +223,7 @@ def healthcare_summary(tables: dict[str, pd.DataFrame], warmup_s: float) -> dict
     measured = claims[claims["submit_s"] >= warmup_s]
     decision = claims["decision"]
     out.update(
-        claims_submitted=int(len(claims)),
+        claims_submitted=len(claims),
         claims_approved=int((decision == "approved").sum()),
         claims_denied=int((decision == "denied").sum()),
         claims_pended=int((decision == "pended").sum()),
@@ -245,7 +245,7 @@ def healthcare_summary(tables: dict[str, pd.DataFrame], warmup_s: float) -> dict
     access = queries[queries["tx_type"] == "record_access"]
     out.update(
         consents_granted=int(((contracts["tx_type"] == "consent_grant") & (contracts["outcome"] == "granted")).sum()),
-        consents_revoked=int(len(revocations)),
+        consents_revoked=len(revocations),
         accesses_allowed=int((access["outcome"] == "access_allowed").sum()),
         accesses_denied=int((access["outcome"] == "access_denied").sum()),
         revocation_exposure_max_s=float(revocations["exposure_s"].max()) if len(revocations) else math.nan,
@@ -276,7 +276,7 @@ def healthcare_summary(tables: dict[str, pd.DataFrame], warmup_s: float) -> dict
         invalid_tx=invalid,
         mvcc_conflicts=mvcc,
         mvcc_conflict_rate=mvcc / (committed + invalid) if committed + invalid else math.nan,
-        requests=int(len(requests)),
+        requests=len(requests),
         requests_completed=int((requests["status"] == "completed").sum()),
         requests_failed=int((requests["status"] == "failed").sum()),
         retries=int((requests["attempts"] - 1).clip(lower=0).sum()) if len(requests) else 0,

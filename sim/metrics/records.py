@@ -5,7 +5,7 @@ from __future__ import annotations
 from dataclasses import dataclass
 from typing import Any
 
-__all__ = ["BlockInfo", "ConsensusRecord", "DropRecord", "OUTCOMES"]
+__all__ = ["OUTCOMES", "BlockInfo", "ConsensusRecord", "DropRecord"]
 
 #: every transaction ends in exactly one of these ("invalid": ordered in a block but rejected by
 #: execute-order-validate validation, e.g. an MVCC read conflict; its writes are discarded)

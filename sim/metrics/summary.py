@@ -48,7 +48,7 @@ def latency_summary(transactions: pd.DataFrame, warmup_s: float, duration_s: flo
     out: dict[str, Any] = {
         "throughput_tps": float(in_window.sum() / window_s) if window_s > 0 else math.nan,
         "offered_tps": float((submitted_in & (submit <= duration_s)).sum() / window_s) if window_s > 0 else math.nan,
-        "latency_samples": int(len(lat)),
+        "latency_samples": len(lat),
     }
     if len(lat):
         p50, p95, p99 = np.percentile(lat, [50, 95, 99])

@@ -6,7 +6,11 @@ module per subject: ``run`` (one run), ``sweeps`` (many runs, validation),
 ``faults``, ``capacity`` (load over time, capacity searches).
 """
 
-from sim.plots.capacity import capacity_search, latency_by_period, latency_quantile_by_period
+from sim.plots.capacity import (
+    capacity_search,
+    latency_by_period,
+    latency_quantile_by_period,
+)
 from sim.plots.common import save_figure
 from sim.plots.faults import (
     FAULT_ACTION_COLORS,
@@ -26,7 +30,13 @@ from sim.plots.run import (
     overview_figure,
     throughput_over_time,
 )
-from sim.plots.sweeps import first_crossing, metric_vs_parameter, scaling_exponent, scaling_figure, validation_chart
+from sim.plots.sweeps import (
+    first_crossing,
+    metric_vs_parameter,
+    scaling_exponent,
+    scaling_figure,
+    validation_chart,
+)
 
 __all__ = [
     "FAULT_ACTION_COLORS",

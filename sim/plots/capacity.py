@@ -13,7 +13,6 @@ if TYPE_CHECKING:
 
 from sim.plots.common import _axes
 
-
 # ------------------------------------------------------------------- capacity
 
 

@@ -14,7 +14,6 @@ if TYPE_CHECKING:
 
 from sim.plots.common import _axes
 
-
 # --------------------------------------------------------------------- faults
 
 #: colour of each fault action in :func:`fault_markers` (others are grey)

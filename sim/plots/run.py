@@ -145,7 +145,7 @@ def node_roles(n_nodes: int, blocks: pd.DataFrame | None) -> list[str]:
     roles = ["replica"] * n_nodes
     if blocks is not None and len(blocks) and "proposer" in blocks:
         counts = blocks["proposer"].value_counts()
-        for node, _count in counts.items():
+        for node in counts.index:
             if 0 <= int(node) < n_nodes:
                 roles[int(node)] = "proposer"
         roles[int(counts.idxmax())] = "leader"

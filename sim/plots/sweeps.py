@@ -15,7 +15,6 @@ if TYPE_CHECKING:
 
 from sim.plots.common import _axes
 
-
 # --------------------------------------------------------------------- sweeps
 
 

@@ -6,7 +6,12 @@ from sim.workload.arrivals import (
     poisson_arrival_times,
     trace_arrival_times,
 )
-from sim.workload.client import ClosedLoopClient, OpenLoopClient, TraceClient, TypePicker
+from sim.workload.client import (
+    ClosedLoopClient,
+    OpenLoopClient,
+    TraceClient,
+    TypePicker,
+)
 from sim.workload.generator import CallGenerator, Request
 from sim.workload.population import Population, Roles
 from sim.workload.settings import WorkloadKeys, load_trace
@@ -14,13 +19,13 @@ from sim.workload.transaction import Transaction
 from sim.workload.types import TX_TYPES, TxType, tx_type_names
 
 __all__ = [
+    "TX_TYPES",
     "CallGenerator",
     "ClosedLoopClient",
     "OpenLoopClient",
     "Population",
     "Request",
     "Roles",
-    "TX_TYPES",
     "TraceClient",
     "Transaction",
     "TxType",

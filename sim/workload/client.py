@@ -17,7 +17,7 @@ if TYPE_CHECKING:
     from sim.workload.generator import Request
     from sim.workload.workload import Workload
 
-__all__ = ["ClosedLoopClient", "OpenLoopClient", "TypePicker", "TraceClient"]
+__all__ = ["ClosedLoopClient", "OpenLoopClient", "TraceClient", "TypePicker"]
 
 
 class TypePicker:

@@ -17,7 +17,7 @@ from collections.abc import Mapping
 from dataclasses import dataclass
 from types import MappingProxyType
 
-__all__ = ["ROLES", "TxType", "TX_TYPES", "tx_type_names"]
+__all__ = ["ROLES", "TX_TYPES", "TxType", "tx_type_names"]
 
 #: organisation roles a node can play (``[workload]`` insurers, manufacturers, ...)
 ROLES = ("provider", "insurer", "manufacturer", "distributor", "pharmacy")

@@ -25,8 +25,17 @@ import pandas as pd
 from sim.contracts.base import call_args
 from sim.contracts.executor import Executed
 from sim.workload.agents import InsurerAgent, TrialSites
-from sim.workload.arrivals import diurnal_arrival_times, mmpp_arrival_times, poisson_arrival_times
-from sim.workload.client import ClosedLoopClient, OpenLoopClient, TraceClient, TypePicker
+from sim.workload.arrivals import (
+    diurnal_arrival_times,
+    mmpp_arrival_times,
+    poisson_arrival_times,
+)
+from sim.workload.client import (
+    ClosedLoopClient,
+    OpenLoopClient,
+    TraceClient,
+    TypePicker,
+)
 from sim.workload.generator import CallGenerator, Request
 from sim.workload.population import Population, Roles
 from sim.workload.queries import QueryService
@@ -55,7 +64,7 @@ class BlockEffects:
         revokes: consent revocations that took effect in the block.
     """
 
-    __slots__ = ("by_origin", "approved", "pa_pending", "paid_by_provider", "revokes")
+    __slots__ = ("approved", "by_origin", "pa_pending", "paid_by_provider", "revokes")
 
     def __init__(self) -> None:
         self.by_origin: dict[int, list[Executed]] = {}
