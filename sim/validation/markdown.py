@@ -22,8 +22,7 @@ def validation_markdown(table: pd.DataFrame, heading: str) -> str:
     lines = [
         f"# {heading}",
         "",
-        f"{passed} of {len(table)} cases pass. Regenerate with "
-        "`hcsim validate --out results/validation/validation.md`.",
+        f"{passed} of {len(table)} cases pass. Regenerate with `hcsim validate --out results/validation/validation.md`.",
         "",
         "| case | configured | reference (source) | reference value | simulated | tolerance (why) | verdict |",
         "| --- | --- | --- | ---: | ---: | --- | --- |",
