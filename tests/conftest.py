@@ -7,6 +7,8 @@ from typing import Any
 import pytest
 
 from sim.config import Scenario, parse_scenario
+from sim.experiment.result import RunResult, collect
+from sim.experiment.simulation import Simulation
 
 
 def small_scenario(**overrides: Any) -> Scenario:
@@ -38,6 +40,25 @@ def with_overrides(raw: dict[str, Any], overrides: dict[str, Any]) -> dict[str, 
 MODE_CITIES = ["Dallas", "Toronto", "London", "Tokyo"]
 #: no CPU cost: phase mode is exact against message mode
 ZERO_COST_NODE = {"sign_s": 0.0, "verify_s": 0.0, "hash_rate_bps": 1e30, "execute_scale": 0.0}
+
+
+def exact_scenario(protocol: str, latency_s: float, **overrides: Any) -> Scenario:
+    """:func:`small_scenario` with one fixed one-way delay ``latency_s``, unlimited bandwidth and
+    free CPU, running ``protocol``: every protocol time is a sum of known delays and timeouts."""
+    free = {f"node__{key}": value for key, value in ZERO_COST_NODE.items()}
+    keys = {"protocol__name": protocol, "network__latency_s": latency_s, "network__bandwidth_bps": 1e30, **free}
+    return small_scenario(**{**keys, **overrides})
+
+
+def run_with_crashes(scenario: Scenario, until_s: float, crashes: dict[float, list[int]] | None = None) -> RunResult:
+    """Run ``scenario`` to ``until_s``, crashing the listed nodes at each time in ``crashes``."""
+    world = Simulation(scenario)
+    for at_s, ids in sorted((crashes or {}).items()):
+        world.run_until(at_s)
+        for i in ids:
+            world.nodes[i].crash()
+    world.run_until(until_s)
+    return collect(world, wall_time_s=0.0)
 
 
 def modes_scenario(mode: str, n: int, protocol: dict[str, Any], **overrides: Any) -> Scenario:

@@ -32,37 +32,19 @@ from sim.errors import ScenarioError
 from sim.experiment.result import collect
 from sim.experiment.simulation import Simulation
 from sim.ledger import GENESIS_HASH, HEADER_BYTES, Block
-from tests.conftest import small_scenario
+from tests.conftest import exact_scenario, run_with_crashes, small_scenario
 
 D = 1 / 64
 
 
 def _exact(n: int, **extra: Any) -> sim.Scenario:
-    keys: dict[str, Any] = {
-        "protocol__name": "hotstuff",
+    return exact_scenario("hotstuff", D, **{
         "network__nodes": n,
-        "network__latency_s": D,
-        "network__bandwidth_bps": 1e30,
-        "node__sign_s": 0.0,
-        "node__verify_s": 0.0,
-        "node__hash_rate_bps": 1e30,
-        "node__execute_scale": 0.0,
         "protocol__batch_timeout_s": 0.0,
         "workload__rate_tps": 0.0,
         "duration_s": 10.0,
         **extra,
-    }
-    return small_scenario(**keys)
-
-
-def _run(scenario: sim.Scenario, until_s: float, crash: dict[float, list[int]] | None = None) -> sim.RunResult:
-    world = Simulation(scenario)
-    for at_s, ids in sorted((crash or {}).items()):
-        world.run_until(at_s)
-        for i in ids:
-            world.nodes[i].crash()
-    world.run_until(until_s)
-    return collect(world, wall_time_s=0.0)
+    })
 
 
 def _sent(result: sim.RunResult) -> dict[str, int]:
@@ -78,7 +60,7 @@ def test_each_view_sends_n_minus_1_proposals_and_n_minus_1_votes(n: int) -> None
     # has been sent (the leader's own at 2DK, the others' at 2DK + D) and view K+2 not yet.
     # Votes are n - 1, not n: leader(v + 1) counts its own vote without a message.
     views = 21
-    result = _run(_exact(n), until_s=2 * D * (views - 1) + 1.5 * D)
+    result = run_with_crashes(_exact(n), until_s=2 * D * (views - 1) + 1.5 * D)
     assert _sent(result) == {"Proposal": views * (n - 1), "Vote": views * (n - 1)}
     proposers = result.consensus.query("kind == 'leader_elected'")
     assert proposers["view"].tolist() == list(range(1, views + 1))
@@ -89,7 +71,7 @@ def test_messages_per_view_grow_linearly_while_pbft_grows_quadratically() -> Non
     views = 11
     per_view = {}
     for n in (4, 7, 10):
-        sent = _sent(_run(_exact(n), until_s=2 * D * (views - 1) + 1.5 * D))
+        sent = _sent(run_with_crashes(_exact(n), until_s=2 * D * (views - 1) + 1.5 * D))
         per_view[n] = (sent["Proposal"] + sent["Vote"]) / views
     assert per_view == {4: 6.0, 7: 12.0, 10: 18.0}  # 2(n - 1)
     assert {n: m / (n - 1) for n, m in per_view.items()} == {4: 2.0, 7: 2.0, 10: 2.0}
@@ -106,7 +88,7 @@ def test_proposal_size_and_verification_count_include_the_qc() -> None:
     msg = Proposal(block, QC(1, 1, GENESIS_HASH, q))
     assert msg.signatures == 1 + q
     assert msg.size_bytes() == 128 + HEADER_BYTES + (16 + 32 + 64 * q)
-    result = _run(_exact(n), until_s=2 * D * 3 + 1.5 * D)  # views 1..4
+    result = run_with_crashes(_exact(n), until_s=2 * D * 3 + 1.5 * D)  # views 1..4
     rows = result.messages.query("msg_type == 'Proposal'")
     # view 1 carries the genesis QC (no signatures), views 2..4 a QC of 7 signatures
     assert int(rows["sent_bytes"].sum()) == (n - 1) * (4 * (128 + HEADER_BYTES + 48) + 3 * 64 * q)
@@ -117,7 +99,7 @@ def test_proposal_size_and_verification_count_include_the_qc() -> None:
 
 @pytest.mark.parametrize("n", [4, 7])
 def test_block_commits_three_views_after_its_proposal(n: int) -> None:
-    result = _run(_exact(n), until_s=2 * D * 20)
+    result = run_with_crashes(_exact(n), until_s=2 * D * 20)
     blocks = result.blocks
     assert len(blocks) >= 15
     for row in blocks.itertuples():
@@ -172,7 +154,7 @@ def test_transactions_sent_to_dead_leaders_are_forwarded_again() -> None:
 def test_crashed_next_leader_costs_one_view_timeout_then_views_continue() -> None:
     # n = 7: leader(11) = node 4 crashes after view 10 is proposed (at 18D).
     n, timeout_s = 7, 1.0
-    result = _run(_exact(n, duration_s=4.0), until_s=3.0, crash={18 * D + D / 2: [4]})
+    result = run_with_crashes(_exact(n, duration_s=4.0), until_s=3.0, crashes={18 * D + D / 2: [4]})
     events = result.consensus
     # leader(10) = node 3 entered view 11 on its own proposal at 18D, the others on
     # receiving it at 19D; all time out one view timeout later, and the NEW-VIEWs
@@ -204,7 +186,7 @@ def test_round_robin_commit_needs_four_consecutive_live_leaders() -> None:
     # is ever certified by three consecutive QCs. Views go on, nothing commits, nothing forks.
     # Node 3 crashes at 0.5 s = 32D, after view 17 was proposed; view 18's proposal is
     # in flight, so view 15's block still commits at 34D (6D after its proposal at 28D).
-    result = _run(_exact(4, duration_s=12.0), until_s=12.0, crash={0.5: [3]})
+    result = run_with_crashes(_exact(4, duration_s=12.0), until_s=12.0, crashes={0.5: [3]})
     assert result.blocks["round"].tolist() == list(range(1, 16))
     assert result.blocks["decided_s"].max() == 34 * D
     assert result.consensus.query("kind == 'leader_elected' and time_s > 0.5").shape[0] >= 20

@@ -6,27 +6,20 @@ import pytest
 
 from sim.experiment.result import collect
 from sim.experiment.simulation import Simulation
-from tests.conftest import small_scenario
+from tests.conftest import exact_scenario, small_scenario
 
 D = 0.01  # one-way delay, seconds
 
 
 def _exact_world(nodes: int = 3, **extra: object) -> Simulation:
     """Fixed delays, free CPU, instant serialization, no client load."""
-    scenario = small_scenario(
-        network__nodes=nodes,
-        network__latency_s=D,
-        network__bandwidth_bps=1e18,
-        node__sign_s=0.0,
-        node__verify_s=0.0,
-        node__hash_rate_bps=1e30,
-        node__execute_scale=0.0,
-        protocol__batch_timeout_s=0.0,
-        protocol__max_block_tx=1,
-        workload__rate_tps=0.0,
+    return Simulation(exact_scenario("raft", D, **{
+        "network__nodes": nodes,
+        "protocol__batch_timeout_s": 0.0,
+        "protocol__max_block_tx": 1,
+        "workload__rate_tps": 0.0,
         **extra,
-    )
-    return Simulation(scenario)
+    }))
 
 
 def _leader(world: Simulation) -> int:

@@ -20,7 +20,7 @@ from sim.errors import ScenarioError
 from sim.experiment.result import collect
 from sim.experiment.simulation import Simulation
 from sim.ledger import GENESIS_HASH, Block
-from tests.conftest import small_scenario
+from tests.conftest import exact_scenario, run_with_crashes, small_scenario
 
 D = 1 / 16
 COMMIT_S = 1.0  # CometBFT timeout_commit
@@ -29,31 +29,13 @@ PRECOMMIT_S, PRECOMMIT_DELTA_S = 1.0, 0.5
 
 
 def _exact(n: int, **extra: Any) -> sim.Scenario:
-    keys: dict[str, Any] = {
-        "protocol__name": "tendermint",
+    return exact_scenario("tendermint", D, **{
         "network__nodes": n,
-        "network__latency_s": D,
-        "network__bandwidth_bps": 1e30,
-        "node__sign_s": 0.0,
-        "node__verify_s": 0.0,
-        "node__hash_rate_bps": 1e30,
-        "node__execute_scale": 0.0,
         "protocol__max_block_tx": 500,
         "workload__rate_tps": 20.0,
         "duration_s": 30.0,
         **extra,
-    }
-    return small_scenario(**keys)
-
-
-def _run(scenario: sim.Scenario, until_s: float, crash: tuple[float, list[int]] | None = None) -> sim.RunResult:
-    world = Simulation(scenario)
-    if crash is not None:
-        world.run_until(crash[0])
-        for i in crash[1]:
-            world.nodes[i].crash()
-    world.run_until(until_s)
-    return collect(world, wall_time_s=0.0)
+    })
 
 
 # ---------------------------------------------------------------- fault-free
@@ -64,7 +46,7 @@ def test_height_decides_three_delays_after_its_proposal(n: int) -> None:
     heights = 6
     interval_s = 3 * D + COMMIT_S
     # stop half a second into the commit wait after height 6: no height 7 message yet
-    result = _run(_exact(n), until_s=heights * interval_s - 0.5)
+    result = run_with_crashes(_exact(n), until_s=heights * interval_s - 0.5)
     blocks = result.blocks
     assert blocks["height"].tolist() == list(range(1, heights + 1))
     assert blocks["proposer"].tolist() == [h % n for h in range(1, heights + 1)]  # (h + 0) mod n
@@ -94,7 +76,7 @@ def test_crashed_round_0_proposer_moves_height_to_round_1() -> None:
     # timeout_precommit(0) = 1 s expires after +2/3 precommits another D later:
     # round 1 starts at t0 + 3 s + 2D + 1 s (Algorithm 1, lines 57-65), not at t0 + 3 s.
     t0 = 3 * D + COMMIT_S
-    result = _run(_exact(4), until_s=9.0, crash=(0.5, [2]))
+    result = run_with_crashes(_exact(4), until_s=9.0, crashes={0.5: [2]})
     events = result.consensus
     rounds = events.query("kind == 'round_started' and height == 2")
     assert set(rounds.query("round == 0")["time_s"]) == {t0}
@@ -112,7 +94,7 @@ def test_crashed_round_0_proposer_moves_height_to_round_1() -> None:
 def test_round_timeouts_grow_by_their_delta_each_round() -> None:
     # n = 7 (f = 2): height 2's proposers of rounds 0 and 1 (nodes 2 and 3) both crash.
     t0 = 3 * D + COMMIT_S
-    result = _run(_exact(7), until_s=12.0, crash=(0.5, [2, 3]))
+    result = run_with_crashes(_exact(7), until_s=12.0, crashes={0.5: [2, 3]})
     events = result.consensus.query("node_id == 0 and height == 2")
     t1 = t0 + PROPOSE_S + 2 * D + PRECOMMIT_S
     t2 = t1 + (PROPOSE_S + PROPOSE_DELTA_S) + 2 * D + (PRECOMMIT_S + PRECOMMIT_DELTA_S)
