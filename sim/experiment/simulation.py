@@ -4,9 +4,12 @@ from __future__ import annotations
 
 import time
 from collections.abc import Callable, Sequence
+from heapq import heappop, heappush
 from typing import Any
 
 import simpy
+from simpy.core import EmptySchedule, StopSimulation
+from simpy.events import NORMAL
 
 from sim.config import Scenario
 from sim.consensus.base import Message, get_protocol
@@ -53,7 +56,12 @@ def scenario_topology(scenario: Scenario, streams: RandomStreams) -> Topology:
 
 
 class CountingEnvironment(simpy.Environment):
-    """A SimPy environment that counts the events it schedules."""
+    """A SimPy environment that counts the events it schedules.
+
+    It also takes plain calls (:meth:`call_later`): a call is one event in the same heap,
+    ordered like any other by (time, priority, insertion counter), without an Event
+    object, a callbacks list or a closure around it.
+    """
 
     def __init__(self, initial_time: float = 0) -> None:
         super().__init__(initial_time)
@@ -63,13 +71,47 @@ class CountingEnvironment(simpy.Environment):
         #: at one simulated instant, which ``run(until=...)`` alone never would.
         self.deadline: float | None = None
 
-    def schedule(self, event: simpy.Event, priority: int = 1, delay: float = 0) -> None:  # type: ignore[override]
+    def _count(self) -> None:
         self.events_scheduled += 1
         if not self.events_scheduled & 0xFFFF and self.deadline is not None and time.perf_counter() > self.deadline:
             raise RunTimeout(
                 f"wall-clock limit exceeded at simulated time {self.now:.6f} s after {self.events_scheduled:,} events"
             )
-        super().schedule(event, priority, delay)
+
+    def schedule(self, event: simpy.Event, priority: int = 1, delay: float = 0) -> None:  # type: ignore[override]
+        self._count()
+        heappush(self._queue, (self._now + delay, priority, next(self._eid), event))
+
+    def call_later(self, delay_s: float, fn: Callable[..., Any], *args: Any) -> None:
+        """Call ``fn(*args)`` ``delay_s`` seconds from now: one event, as ``timeout(delay_s)``
+        with that call as its only callback would be (same time, same place in the order)."""
+        if delay_s < 0:
+            raise ValueError(f"negative delay {delay_s}")
+        self._count()
+        heappush(self._queue, (self._now + delay_s, NORMAL, next(self._eid), (fn, args)))
+
+    def step(self) -> None:
+        """Process the next event (a plain call from :meth:`call_later`, or a SimPy event)."""
+        try:
+            self._now, _, _, event = heappop(self._queue)
+        except IndexError:
+            raise EmptySchedule from None
+        if type(event) is tuple:
+            event[0](*event[1])
+            return
+        # simpy.Environment.step from here on
+        callbacks, event.callbacks = event.callbacks, None  # type: ignore[assignment]
+        try:
+            for callback in callbacks:
+                callback(event)
+        except StopSimulation:
+            event.callbacks = callbacks[callbacks.index(callback) + 1 :]
+            self.schedule(event, -1)
+            raise
+        if not event._ok and not hasattr(event, "_defused"):
+            exc = type(event._value)(*event._value.args)
+            exc.__cause__ = event._value
+            raise exc
 
 
 class Simulation:
