@@ -2,8 +2,10 @@
 
 from __future__ import annotations
 
+import gc
 import time
-from collections.abc import Callable, Sequence
+from collections.abc import Callable, Iterator, Sequence
+from contextlib import contextmanager
 from heapq import heappop, heappush
 from typing import Any
 
@@ -29,6 +31,10 @@ from sim.workload.workload import Workload
 from sim.errors import HcsimError
 
 __all__ = ["CountingEnvironment", "RunTimeout", "Simulation", "scenario_topology"]
+
+#: allocations (net of frees) between young-generation garbage collections while a run
+#: advances (CPython's default is 700); see :func:`_run_gc`
+RUN_GC_THRESHOLD = 100_000
 
 
 class RunTimeout(HcsimError):
@@ -112,6 +118,29 @@ class CountingEnvironment(simpy.Environment):
             exc = type(event._value)(*event._value.args)
             exc.__cause__ = event._value
             raise exc
+
+
+@contextmanager
+def _run_gc() -> Iterator[None]:
+    """Collect cyclic garbage less often while simulated time advances (restored after).
+
+    Most objects of a run live for a few simulated seconds (pending events, messages,
+    per-block rounds): with CPython's default threshold they survive two young
+    collections and reach the oldest generation, whose full collections (a few hundred
+    milliseconds at 1,000 nodes) then made up a third of a large run's wall time. A
+    larger young generation lets them die young. Only when garbage is collected
+    changes: no simulated result depends on it.
+    """
+    old = gc.get_threshold()
+    if old[0] >= RUN_GC_THRESHOLD:
+        yield
+        return
+    gc.set_threshold(RUN_GC_THRESHOLD, *old[1:])
+    try:
+        yield
+    finally:
+        if gc.get_threshold()[0] == RUN_GC_THRESHOLD:  # not changed meanwhile
+            gc.set_threshold(*old)
 
 
 class Simulation:
@@ -272,13 +301,14 @@ class Simulation:
         """Advance simulated time to ``until_s`` seconds (in ``steps`` slices if reporting progress)."""
         if until_s <= self.env.now:
             return
-        if on_progress is None:
-            self.env.run(until=until_s)
-            return
-        start = self.env.now
-        for k in range(1, steps + 1):
-            self.env.run(until=start + (until_s - start) * k / steps)
-            on_progress(self.env.now)
+        with _run_gc():
+            if on_progress is None:
+                self.env.run(until=until_s)
+                return
+            start = self.env.now
+            for k in range(1, steps + 1):
+                self.env.run(until=start + (until_s - start) * k / steps)
+                on_progress(self.env.now)
 
     def pending_tx_ids(self) -> set[int]:
         """Transactions still held somewhere: signature checks at the origin, mempools,
