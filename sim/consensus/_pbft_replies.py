@@ -90,9 +90,11 @@ class ReplyRound:
         self.ready_quorum_s = -np.inf
 
     def _kth(self, values: np.ndarray) -> float:
+        """The ``need``-th smallest of ``values`` (a scratch array: partitioned in place)."""
         if len(values) < self.need:
             return np.inf
-        return float(np.partition(values, self.need - 1)[self.need - 1])
+        values.partition(self.need - 1)
+        return float(values[self.need - 1])
 
     def confirm(self, replica: int, base_s: float) -> None:
         """``replica`` executed the block at ``base_s``: its replies leave from then on."""

@@ -252,8 +252,10 @@ class PhaseDelivery:
             src: the sender shown to receivers (default: the receiver itself).
         """
         scheduled = 0
-        for j in np.flatnonzero(np.isfinite(at_s)).tolist():
-            self.network.deliver_at(j if src is None else src, j, make_msg(j), float(at_s[j]))
+        times = np.asarray(at_s, dtype=float)
+        deliver_at, when = self.network.deliver_at, times.tolist()
+        for j in np.flatnonzero(np.isfinite(times)).tolist():
+            deliver_at(j if src is None else src, j, make_msg(j), when[j])
             scheduled += 1
         return scheduled
 
@@ -303,9 +305,11 @@ class QuorumRound:
 
     def schedule(self, at_s: np.ndarray, make_msg: Callable[[int], Message]) -> None:
         """Deliver ``make_msg(j)`` to each receiver j at ``at_s[j]`` (kept for re-delivery)."""
-        for j in np.flatnonzero(np.isfinite(at_s)).tolist():
-            msg = self.messages[j] = make_msg(j)
-            self.network.deliver_at(j, j, msg, float(at_s[j]))
+        times = np.asarray(at_s, dtype=float)
+        deliver_at, when, messages = self.network.deliver_at, times.tolist(), self.messages
+        for j in np.flatnonzero(np.isfinite(times)).tolist():
+            msg = messages[j] = make_msg(j)
+            deliver_at(j, j, msg, when[j])
 
     def shift_sender(self, column: int, shift_s: float) -> None:
         """Sender ``column``'s copies leave ``shift_s`` later than computed (earlier if < 0)."""
@@ -318,10 +322,11 @@ class QuorumRound:
         k = int(self.need[receiver])
         if k <= 0:
             return -np.inf
-        row = self.arrival_s[receiver, self.sent]
+        row = self.arrival_s[receiver, self.sent]  # a copy (boolean index): partitioned in place
         if len(row) < k:
             return np.inf
-        return float(np.partition(row, k - 1)[k - 1])
+        row.partition(k - 1)
+        return float(row[k - 1])
 
     def check(self, receiver: int, tolerance_s: float = 1e-9) -> str:
         """"ready" if ``receiver`` holds its quorum now; else re-schedules it ("later"),
