@@ -137,27 +137,33 @@ def broadcast(
     tx_s = size_bytes * 8.0 / links.bandwidth_bps[senders]
     start_s = np.maximum(np.asarray(ready_s, dtype=float), links.uplink_free_s[senders])
     recv = np.arange(n)[:, None]
-    pos = recv - (recv > senders[None, :])  # receiver j's place in sender i's list of the others
-    arrival = start_s[None, :] + (pos + 1) * tx_s[None, :] + links.delay_s[senders].T + links.extra_delay_s
+    # (pos + 1) * tx_s + start + delay + extra, pos = receiver j's place in sender i's list
+    # of the others: built in place, one (n, s) array (each step the same float operation)
+    arrival = (recv + 1.0) - (recv > senders[None, :])
+    arrival *= tx_s[None, :]
+    arrival += start_s[None, :]
+    arrival += links.delay_s[senders].T
+    arrival += links.extra_delay_s
     rng = network.links_rng
     if links.jitter_s > 0:
         arrival += rng.uniform(0.0, links.jitter_s, size=(n, s))
     ok = (recv != senders[None, :]) & links.up[:, None] & links.up[senders][None, :]
     ok &= links.group[:, None] == links.group[senders][None, :]
-    retries = np.zeros((n, s), dtype=np.int64)
+    retried = np.zeros(s, dtype=np.int64)  # copies sent again, per sender
     if links.loss_rate > 0 and retry_s is None:
         ok &= rng.random((n, s)) >= links.loss_rate
     elif links.loss_rate > 0:
         retries = np.where(ok, rng.geometric(1.0 - links.loss_rate, size=(n, s)) - 1, 0)
         arrival = arrival + retries * retry_s
-    arrival = np.where(ok, arrival, np.inf)
+        retried = retries.sum(axis=0)
+    np.copyto(arrival, np.inf, where=~ok)
     end_s = start_s + (n - 1) * tx_s
     links.uplink_free_s[senders] = end_s
     _reserve_uplinks(network, senders, start_s, end_s)
     sent = np.zeros(n, dtype=np.int64)
-    sent[senders] = n - 1 + retries.sum(axis=0)
+    sent[senders] = n - 1 + retried
     dropped = np.zeros(n, dtype=np.int64)
-    dropped[senders] = (n - 1) - ok.sum(axis=0) + retries.sum(axis=0)
+    dropped[senders] = (n - 1) - ok.sum(axis=0) + retried
     received = ok.sum(axis=1)
     network.account_bulk(kind, size_bytes, sent, received, dropped)
     return Broadcast(arrival, received)
