@@ -77,15 +77,16 @@ class CountingEnvironment(simpy.Environment):
         #: at one simulated instant, which ``run(until=...)`` alone never would.
         self.deadline: float | None = None
 
-    def _count(self) -> None:
-        self.events_scheduled += 1
-        if not self.events_scheduled & 0xFFFF and self.deadline is not None and time.perf_counter() > self.deadline:
+    def _check_deadline(self) -> None:
+        if self.deadline is not None and time.perf_counter() > self.deadline:
             raise RunTimeout(
                 f"wall-clock limit exceeded at simulated time {self.now:.6f} s after {self.events_scheduled:,} events"
             )
 
     def schedule(self, event: simpy.Event, priority: int = 1, delay: float = 0) -> None:  # type: ignore[override]
-        self._count()
+        self.events_scheduled += 1
+        if not self.events_scheduled & 0xFFFF:
+            self._check_deadline()
         heappush(self._queue, (self._now + delay, priority, next(self._eid), event))
 
     def call_later(self, delay_s: float, fn: Callable[..., Any], *args: Any) -> None:
@@ -93,7 +94,9 @@ class CountingEnvironment(simpy.Environment):
         with that call as its only callback would be (same time, same place in the order)."""
         if delay_s < 0:
             raise ValueError(f"negative delay {delay_s}")
-        self._count()
+        self.events_scheduled += 1
+        if not self.events_scheduled & 0xFFFF:
+            self._check_deadline()
         heappush(self._queue, (self._now + delay_s, NORMAL, next(self._eid), (fn, args)))
 
     def step(self) -> None:

@@ -301,9 +301,10 @@ class QuorumRound:
         # copies each receiver gets from confirmed senders: a waiting receiver's quorum
         # time is finite exactly when this reaches its need, so ``decide`` computes
         # order statistics only for receivers that can wake (O(n) per decision, not O(n^2))
-        self._finite = np.isfinite(arrival_s)
+        finite = np.isfinite(arrival_s)
+        self._finite_by_sender = np.ascontiguousarray(finite.T)  # row c: receivers of column c's copies
         self._have = np.zeros(arrival_s.shape[0], dtype=np.int64)
-        self._copies = self._finite.sum(axis=1)  # copies each receiver gets if every sender sends
+        self._copies = finite.sum(axis=1)  # copies each receiver gets if every sender sends
         # ... and its quorum time then (``quorum_s``: ``quorum_times(arrival_s, need)``, if known)
         self._full_quorum_s = quorum_times(arrival_s, self.need) if quorum_s is None else quorum_s
         #: the quorum time :meth:`check` last found ready (when the receiver's quorum was complete)
@@ -365,7 +366,7 @@ class QuorumRound:
         self.sent[c] = sends
         if not sends:
             return
-        self._have += self._finite[:, c]
+        self._have += self._finite_by_sender[c]
         if not self.waiting:
             return
         waiting = np.fromiter(self.waiting, dtype=np.int64, count=len(self.waiting))

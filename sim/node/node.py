@@ -121,9 +121,10 @@ class Node:
         """A message arrived: verify its signatures and hash it on the CPU, then hand it over."""
         if not self.up:
             return
-        done_s = self.cpu.reserve(self.env.now, self.receive_cost_s(msg))
+        now = self.env._now
+        done_s = self.cpu.reserve(now, self.receive_cost_s(msg))
         handler = self.protocol.on_message if self.sim.block_guard is None else self._guarded
-        if msg.carries_txs and done_s > self.env.now:
+        if msg.carries_txs and done_s > now:
             # Arrived, not yet verified: these transactions are held here (conservation).
             ids = msg.tx_ids()
             self.receiving.update(ids)
