@@ -35,6 +35,7 @@ other traffic when the replies leave; link state is read at the pre-prepare.
 
 from __future__ import annotations
 
+import math
 from dataclasses import dataclass
 from typing import TYPE_CHECKING, Any
 
@@ -269,6 +270,7 @@ class PbftReplyPhase:
         travel[np.arange(r), origins] = others[origins] * sign_s  # own reply: once the others are signed
         arrival = np.where(ok | (mine & executes[None, :]), executed_s[None, :] + travel, np.inf)
         votes = ReplyRound(net, arrival, travel, executed_s.copy(), origins, self.f + 1)
+        origin_l = origins.tolist()
         for value in np.unique(size):  # one Reply size per number of the origin's transactions
             rows = np.flatnonzero(size == value)
             attempts = (~mine[rows]).sum(axis=0) * executes + retries[rows].sum(axis=0)
@@ -279,14 +281,15 @@ class PbftReplyPhase:
             cost_s = ctx.receive_cost_s(replies[rows[0]])
             need = np.full(len(rows), self.f + 1)
             at, done = quorum_done(arrival[rows], need, np.full(len(rows), -np.inf), cost_s)
+            at_l, done_l, received_l = at.tolist(), done.tolist(), received.tolist()  # Python floats and ints
             for i, row in enumerate(rows.tolist()):
-                if not np.isfinite(at[i]):
+                if not math.isfinite(at_l[i]):
                     continue
-                now_s = float(done[i] - at[i])
-                later_s = max(0.0, float(received[origins[row]]) * cost_s - now_s)
-                origin = int(origins[row])
+                now_s = done_l[i] - at_l[i]
+                origin = origin_l[row]
+                later_s = max(0.0, float(received_l[origin]) * cost_s - now_s)
                 msg = PhaseReply(origin, row, pp.view, block.height, block.block_hash, by_origin[origin], votes, now_s, later_s)
-                net.deliver_at(origin, origin, msg, float(done[i]))
+                net.deliver_at(origin, origin, msg, done_l[i])
         return votes
 
     def _checkpoint_phase(self: Pbft, pp: PrePrepare, links: LinkSnapshot, executed_s: np.ndarray) -> ReplyRound | None:
