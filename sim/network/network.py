@@ -299,16 +299,18 @@ class Network:
     def account_bulk(self, kind: str, size: int, sent: np.ndarray, received: np.ndarray, dropped: np.ndarray) -> None:
         """Count many copies of one message type at once (per node: sent, received, dropped)."""
         for table, counts in ((self.sent, sent), (self.received, received)):
+            values = counts.tolist()  # Python numbers: no numpy scalar per node
             for node in np.flatnonzero(counts).tolist():
-                count = int(counts[node])
+                count = int(values[node])
                 counter = table.get((node, kind))
                 if counter is None:
                     table[(node, kind)] = [count, count * size]
                 else:
                     counter[0] += count
                     counter[1] += count * size
+        lost = dropped.tolist()
         for node in np.flatnonzero(dropped).tolist():
-            self.dropped[(node, kind)] = self.dropped.get((node, kind), 0) + int(dropped[node])
+            self.dropped[(node, kind)] = self.dropped.get((node, kind), 0) + int(lost[node])
 
     # ---------------------------------------------------------- phase mode
 
