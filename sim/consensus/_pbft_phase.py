@@ -98,7 +98,10 @@ class PbftPhaseMode:
             now_l, later_l = now_s.tolist(), later_s.tolist()  # Python floats, as float(now_s[j])
             # woken when the quorum is verified, not when it is complete: one event, not two
             votes.schedule(
-                done, lambda j: PhaseQuorum(stage, pp, prepare_round, commit_round, now_l[j], later_l[j])
+                done,
+                lambda j, stage=stage, now_l=now_l, later_l=later_l: PhaseQuorum(
+                    stage, pp, prepare_round, commit_round, now_l[j], later_l[j]
+                ),
             )
 
     def _on_phase_event(self: Pbft, src: int, msg: PhaseQuorum) -> None:

@@ -30,7 +30,15 @@ from __future__ import annotations
 
 from typing import TYPE_CHECKING, Any
 
-from sim.consensus._pbft_messages import FetchNewView, NewView, PrePrepare, Prepare, PreparedCert, RequestBatch, ViewChange
+from sim.consensus._pbft_messages import (
+    FetchNewView,
+    NewView,
+    Prepare,
+    PreparedCert,
+    PrePrepare,
+    RequestBatch,
+    ViewChange,
+)
 
 if TYPE_CHECKING:
     from sim.consensus.pbft import Pbft
@@ -171,10 +179,15 @@ class PbftViewChange:
         self._view_change_progress()
 
     def _on_view_change(self: Pbft, src: int, vc: ViewChange) -> None:
-        if vc.view == self.view and self.active and self.last_new_view and self.last_new_view.view == vc.view:
-            if self.ctx.now - self.new_view_sent_s.get(src, -1.0) >= self.params.view_change_timeout_s:
-                self.new_view_sent_s[src] = self.ctx.now
-                self.ctx.send(src, self.last_new_view)  # it missed our NEW-VIEW
+        if (
+            vc.view == self.view
+            and self.active
+            and self.last_new_view
+            and self.last_new_view.view == vc.view
+            and self.ctx.now - self.new_view_sent_s.get(src, -1.0) >= self.params.view_change_timeout_s
+        ):
+            self.new_view_sent_s[src] = self.ctx.now
+            self.ctx.send(src, self.last_new_view)  # it missed our NEW-VIEW
         if vc.view < self.view or (vc.view == self.view and self.active):
             return
         self.vc_msgs.setdefault(vc.view, {})[src] = vc

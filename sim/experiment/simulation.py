@@ -16,6 +16,7 @@ from simpy.events import NORMAL
 from sim.config import Scenario
 from sim.consensus.base import Message, get_protocol
 from sim.contracts.executor import Executor
+from sim.errors import HcsimError
 from sim.faults.injector import FaultInjector
 from sim.ledger import Block
 from sim.metrics.recorder import NullRecorder, Recorder
@@ -27,8 +28,6 @@ from sim.rng import RandomStreams
 from sim.workload.population import GENESIS_KINDS
 from sim.workload.transaction import Transaction
 from sim.workload.workload import Workload
-
-from sim.errors import HcsimError
 
 __all__ = ["CountingEnvironment", "RunTimeout", "Simulation", "scenario_topology"]
 

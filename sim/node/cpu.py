@@ -32,7 +32,7 @@ class Cpu:
     def reserve(self, now_s: float, cost_s: float) -> float:
         """Queue a job of ``cost_s`` seconds requested at ``now_s``; return its completion time."""
         free = self._free_at_s
-        start_s = free[0] if free[0] > now_s else now_s  # max(now_s, free[0])
+        start_s = max(now_s, free[0])
         done_s = start_s + cost_s
         if cost_s > 0:  # a zero-cost job leaves the core as it was (a later job starts no earlier)
             if self.cores == 1:

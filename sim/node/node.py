@@ -152,7 +152,7 @@ class Node:
         if self.clock is not None:  # a skewed clock: delay_s is measured on the local clock
             delay_s = self.clock.real_delay_s(delay_s)
         timer = Timer(name, data, self.env._now + delay_s, self.epoch)
-        self.env.call_later(delay_s if delay_s > 0.0 else 0.0, self._fire, timer)
+        self.env.call_later(max(0.0, delay_s), self._fire, timer)
         return timer
 
     def _fire(self, timer: Timer) -> None:
