@@ -301,12 +301,17 @@ class QuorumRound:
         # copies each receiver gets from confirmed senders: a waiting receiver's quorum
         # time is finite exactly when this reaches its need, so ``decide`` computes
         # order statistics only for receivers that can wake (O(n) per decision, not O(n^2))
-        finite = np.isfinite(arrival_s)
-        self._finite_by_sender = np.ascontiguousarray(finite.T)  # row c: receivers of column c's copies
+        by_sender = arrival_s.T  # row c: column c's copies at every receiver (rows below are laid out so)
+        self._finite_by_sender = np.isfinite(by_sender, order="C")
         self._have = np.zeros(arrival_s.shape[0], dtype=np.int64)
-        self._copies = finite.sum(axis=1)  # copies each receiver gets if every sender sends
+        self._copies = self._finite_by_sender.sum(axis=0)  # copies each receiver gets if every sender sends
         # ... and its quorum time then (``quorum_s``: ``quorum_times(arrival_s, need)``, if known)
         self._full_quorum_s = quorum_times(arrival_s, self.need) if quorum_s is None else quorum_s
+        # confirmed senders whose copy arrives by that time: once a receiver has ``need`` of
+        # them, its quorum time among confirmed senders is that time exactly (at most
+        # need - 1 copies of all arrive earlier), with no order statistic to compute
+        self._early_by_sender = np.less_equal(by_sender, self._full_quorum_s[None, :], order="C")
+        self._early = np.zeros(arrival_s.shape[0], dtype=np.int64)
         #: the quorum time :meth:`check` last found ready (when the receiver's quorum was complete)
         self.ready_quorum_s = -np.inf
 
@@ -339,8 +344,11 @@ class QuorumRound:
         """"ready" if ``receiver`` holds its quorum now; else re-schedules it ("later"),
         parks it until more senders confirm ("waiting"), or gives up ("never")."""
         now = self.network.env.now
-        if self._full_quorum_s is not None and self._have[receiver] == self._copies[receiver]:
-            # every sender confirmed at the computed times: the quorum time is as computed
+        if self._full_quorum_s is not None and (
+            self._early[receiver] >= self.need[receiver] or self._have[receiver] == self._copies[receiver]
+        ):
+            # enough confirmed senders arrive by the computed quorum time (or every sender
+            # confirmed), at the computed times: the quorum time is as computed
             at = float(self._full_quorum_s[receiver])
         else:
             at = self.quorum_time(receiver)
@@ -367,6 +375,7 @@ class QuorumRound:
         if not sends:
             return
         self._have += self._finite_by_sender[c]
+        self._early += self._early_by_sender[c]
         if not self.waiting:
             return
         waiting = np.fromiter(self.waiting, dtype=np.int64, count=len(self.waiting))
