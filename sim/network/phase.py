@@ -202,7 +202,8 @@ def quorum_times(arrival_s: np.ndarray, quorum: int | np.ndarray) -> np.ndarray:
     rows = np.flatnonzero((need > 0) & (need <= s))
     if len(rows):
         kth = np.unique(need[rows]) - 1
-        part = np.partition(arrival_s[rows], kth, axis=1)
+        part = arrival_s[rows]  # a copy (fancy index), partitioned in place
+        part.partition(kth, axis=1)
         out[rows] = part[np.arange(len(rows)), need[rows] - 1]
     return out
 
