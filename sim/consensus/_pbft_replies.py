@@ -249,11 +249,16 @@ class PbftReplyPhase:
         pos = k - (rank_of[None, :] < k)  # place of row k's reply in column j's sending order
         shifted = np.minimum(k + (k >= rank_of[None, :]), r - 1)  # row sent at place k by column j
         tx_place = np.where(k < r - (rank_of[None, :] < r), size[shifted] * 8.0 / links.bandwidth_bps[None, :], 0.0)
-        sent_before = np.cumsum(tx_place, axis=0) - tx_place
+        sent_before = np.cumsum(tx_place, axis=0)
+        sent_before -= tx_place
         sign_s = ctx.sign_s
-        # leave_k = max over i <= k of (ready_i + serialization of i..k-1), ready_i = (i + 1) sign
-        leave_place = sent_before + np.maximum.accumulate((k + 1) * sign_s - sent_before, axis=0)
-        travel = np.take_along_axis(leave_place + tx_place, pos, axis=0)  # by row, not place
+        # leave_k = max over i <= k of (ready_i + serialization of i..k-1), ready_i = (i + 1) sign;
+        # in place: (r, n) arrays, the same float operations as out-of-place
+        leave_place = (k + 1) * sign_s - sent_before
+        np.maximum.accumulate(leave_place, axis=0, out=leave_place)
+        leave_place += sent_before
+        leave_place += tx_place  # each reply's arrival at the end of the wire
+        travel = np.take_along_axis(leave_place, pos, axis=0)  # by row, not place
         travel += links.delay_s[:, origins].T + links.extra_delay_s
         rng = net.links_rng
         if links.jitter_s > 0:
@@ -262,7 +267,7 @@ class PbftReplyPhase:
         mine = origins[:, None] == np.arange(n)[None, :]
         ok = executes[None, :] & links.up[None, :] & links.up[origins][:, None] & ~mine
         ok &= links.group[None, :] == links.group[origins][:, None]
-        retries = np.zeros((r, n), dtype=np.int64)
+        retries = None  # copies each replica sends again to each origin (none without loss)
         if links.loss_rate > 0:
             retries = np.where(ok, rng.geometric(1.0 - links.loss_rate, size=(r, n)) - 1, 0)
             travel += retries * self._retransmit_s
@@ -273,7 +278,9 @@ class PbftReplyPhase:
         origin_l = origins.tolist()
         for value in np.unique(size):  # one Reply size per number of the origin's transactions
             rows = np.flatnonzero(size == value)
-            attempts = (~mine[rows]).sum(axis=0) * executes + retries[rows].sum(axis=0)
+            attempts = (~mine[rows]).sum(axis=0) * executes
+            if retries is not None:
+                attempts = attempts + retries[rows].sum(axis=0)
             delivered = ok[rows].sum(axis=0)
             received = np.zeros(n, dtype=np.int64)
             received[origins[rows]] = ok[rows].sum(axis=1)
