@@ -302,7 +302,7 @@ class QuorumRound:
         # copies each receiver gets from confirmed senders: a waiting receiver's quorum
         # time is finite exactly when this reaches its need, so ``decide`` computes
         # order statistics only for receivers that can wake (O(n) per decision, not O(n^2))
-        by_sender = arrival_s.T  # row c: column c's copies at every receiver (rows below are laid out so)
+        by_sender = arrival_s.T  # (s, n) view: row c is sender column c's copies; the arrays below store it so
         self._finite_by_sender = np.isfinite(by_sender, order="C")
         self._have = np.zeros(arrival_s.shape[0], dtype=np.int64)
         self._copies = self._finite_by_sender.sum(axis=0)  # copies each receiver gets if every sender sends
