@@ -203,6 +203,18 @@ def test_ledger_append_and_accessors() -> None:
     assert not hasattr(ledger.blocks, "append")
 
 
+def test_ledger_holds_only_its_own_blocks_at_their_heights() -> None:
+    ledger = Ledger()
+    blocks = _make_chain(4)
+    for block in blocks[:3]:
+        ledger.append(block)
+    assert ledger.holds(0, GENESIS_HASH) and not ledger.holds(0, blocks[0].block_hash)
+    assert all(ledger.holds(b.height, b.block_hash) for b in blocks[:3])
+    assert not ledger.holds(4, blocks[3].block_hash)  # above the head
+    assert not ledger.holds(2, blocks[0].block_hash)  # another block's hash
+    assert not ledger.holds(-1, blocks[0].block_hash)
+
+
 def test_ledger_rejects_wrong_height_and_parent() -> None:
     ledger = Ledger()
     blocks = _make_chain(3)

@@ -197,6 +197,48 @@ def test_recovered_replica_catches_up_through_new_view_and_state_transfer() -> N
     assert result.summary["conservation_violations"] == 0
 
 
+def _first_pending_by_scan(pbft: Any) -> int | None:
+    """The first request above the ledger in the logged pre-prepares, by the plain window scan."""
+    first = pbft.ctx.ledger_height + 1
+    top = min(first + pbft.window, max(pbft.log, default=0) + 1)
+    for seq in range(first, top):
+        slot = pbft.log.get(seq)
+        for tx_id in slot.pp.block.tx_ids if slot is not None and slot.pp is not None else ():
+            if tx_id not in pbft.executed:
+                return tx_id
+    return None
+
+
+def test_request_timer_watches_the_first_logged_request_even_past_gaps() -> None:
+    """The request timer's log scan (which finds the highest logged number only past a gap)
+    agrees with a plain scan of the window, with blocks in flight, executed, and with gaps."""
+    world = Simulation(exact_scenario(4, max_block_tx=1))
+    for k in range(8):
+        inject(world, 0.5 + 0.004 * k, k % 4)
+    checked = 0
+    for until_s in (0.505, 0.515, 0.525, 0.535, 0.56, 1.0):
+        world.run_until(until_s)
+        for node in world.nodes:
+            pbft = node.protocol
+            assert pbft._first_logged_request() == _first_pending_by_scan(pbft)
+            checked += _first_pending_by_scan(pbft) is not None
+    assert checked > 0  # some replica had a pending request in its log
+    pbft = world.nodes[1].protocol
+    assert _first_pending_by_scan(pbft) is None  # all executed at 1 s
+    tail = world.nodes[0].protocol.log
+    for seq in sorted(tail)[-3:]:  # log holds executed slots: pretend three are not executed yet
+        pbft.log[seq] = tail[seq]
+    height = pbft.ctx.ledger_height
+    world.nodes[1].ledger._blocks = world.nodes[1].ledger._blocks[: height - 3]
+    assert pbft._first_logged_request() == _first_pending_by_scan(pbft) is not None
+    del pbft.log[height - 2]  # a gap where the scan starts
+    want = _first_pending_by_scan(pbft)
+    assert want is not None and pbft._first_logged_request() == want
+    for seq in [s for s in pbft.log if s > height - 3]:
+        del pbft.log[seq]  # nothing logged above the ledger: the scan stops at the first gap
+    assert pbft._first_logged_request() is None and _first_pending_by_scan(pbft) is None
+
+
 def test_f_too_large_is_a_scenario_error_naming_f_and_n() -> None:
     with pytest.raises(ScenarioError) as err:
         small_scenario(protocol__name="pbft", protocol__f=2)

@@ -156,3 +156,33 @@ def test_quorum_round_counts_only_confirmed_senders() -> None:
     lonely.decide(2, False)
     lonely.decide(3, False)
     assert lonely.check(0) == "never"
+
+
+@settings(max_examples=150, deadline=None)
+@given(
+    arrays(np.float64, (6, 7), elements=st.sampled_from([0.5, 1.0, 1.5, 2.0, 2.5, 3.0])),  # ties on purpose
+    arrays(np.bool_, (6, 7)),
+    arrays(np.int64, 6, elements=st.integers(-1, 8)),
+    st.permutations(list(range(7))),
+    arrays(np.bool_, 7),
+)
+def test_quorum_round_reads_the_computed_quorum_time_only_when_it_is_exact(
+    values: np.ndarray, lost: np.ndarray, need: np.ndarray, order: list[int], sends: np.ndarray
+) -> None:
+    """Whatever senders confirm, in any order, the quorum time ``check`` finds (computed, or an
+    order statistic over confirmed senders) is the ``need``-th confirmed arrival."""
+    net, _ = make_network()
+    arrival = np.where(lost, np.inf, values)
+    votes = QuorumRound(net, arrival.copy(), np.arange(7) + 10, need)
+    votes.messages = {j: Probe(j) for j in range(6)}
+    for c in order:
+        votes.decide(10 + c, bool(sends[c]))
+        confirmed = np.flatnonzero(votes.sent)
+        for j in range(6):
+            ordered = np.sort(arrival[j, confirmed])
+            k = need[j]
+            expected = -np.inf if k <= 0 else (ordered[k - 1] if k <= len(ordered) else np.inf)
+            if votes.check(j, tolerance_s=np.inf) == "ready":  # "ready" at any quorum time: read it
+                assert votes.ready_quorum_s == expected
+            else:
+                assert expected == np.inf

@@ -95,9 +95,13 @@ class PbftPhaseMode:
             with np.errstate(invalid="ignore"):  # inf - inf where a replica never gets there
                 now_s = np.where(np.isfinite(at), done - at, 0.0)
             later_s = sent.received * cost_s - now_s
+            now_l, later_l = now_s.tolist(), later_s.tolist()  # Python floats, as float(now_s[j])
             # woken when the quorum is verified, not when it is complete: one event, not two
             votes.schedule(
-                done, lambda j: PhaseQuorum(stage, pp, prepare_round, commit_round, float(now_s[j]), float(later_s[j]))
+                done,
+                lambda j, stage=stage, now_l=now_l, later_l=later_l: PhaseQuorum(
+                    stage, pp, prepare_round, commit_round, now_l[j], later_l[j]
+                ),
             )
 
     def _on_phase_event(self: Pbft, src: int, msg: PhaseQuorum) -> None:

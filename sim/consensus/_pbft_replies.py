@@ -35,6 +35,7 @@ other traffic when the replies leave; link state is read at the pre-prepare.
 
 from __future__ import annotations
 
+import math
 from dataclasses import dataclass
 from typing import TYPE_CHECKING, Any
 
@@ -90,9 +91,11 @@ class ReplyRound:
         self.ready_quorum_s = -np.inf
 
     def _kth(self, values: np.ndarray) -> float:
+        """The ``need``-th smallest of ``values`` (a scratch array: partitioned in place)."""
         if len(values) < self.need:
             return np.inf
-        return float(np.partition(values, self.need - 1)[self.need - 1])
+        values.partition(self.need - 1)
+        return float(values[self.need - 1])
 
     def confirm(self, replica: int, base_s: float) -> None:
         """``replica`` executed the block at ``base_s``: its replies leave from then on."""
@@ -246,11 +249,16 @@ class PbftReplyPhase:
         pos = k - (rank_of[None, :] < k)  # place of row k's reply in column j's sending order
         shifted = np.minimum(k + (k >= rank_of[None, :]), r - 1)  # row sent at place k by column j
         tx_place = np.where(k < r - (rank_of[None, :] < r), size[shifted] * 8.0 / links.bandwidth_bps[None, :], 0.0)
-        sent_before = np.cumsum(tx_place, axis=0) - tx_place
+        sent_before = np.cumsum(tx_place, axis=0)
+        sent_before -= tx_place
         sign_s = ctx.sign_s
-        # leave_k = max over i <= k of (ready_i + serialization of i..k-1), ready_i = (i + 1) sign
-        leave_place = sent_before + np.maximum.accumulate((k + 1) * sign_s - sent_before, axis=0)
-        travel = np.take_along_axis(leave_place + tx_place, pos, axis=0)  # by row, not place
+        # leave_k = max over i <= k of (ready_i + serialization of i..k-1), ready_i = (i + 1) sign;
+        # in place: (r, n) arrays, the same float operations as out-of-place
+        leave_place = (k + 1) * sign_s - sent_before
+        np.maximum.accumulate(leave_place, axis=0, out=leave_place)
+        leave_place += sent_before
+        leave_place += tx_place  # each reply's arrival at the end of the wire
+        travel = np.take_along_axis(leave_place, pos, axis=0)  # by row, not place
         travel += links.delay_s[:, origins].T + links.extra_delay_s
         rng = net.links_rng
         if links.jitter_s > 0:
@@ -259,7 +267,7 @@ class PbftReplyPhase:
         mine = origins[:, None] == np.arange(n)[None, :]
         ok = executes[None, :] & links.up[None, :] & links.up[origins][:, None] & ~mine
         ok &= links.group[None, :] == links.group[origins][:, None]
-        retries = np.zeros((r, n), dtype=np.int64)
+        retries = None  # copies each replica sends again to each origin (none without loss)
         if links.loss_rate > 0:
             retries = np.where(ok, rng.geometric(1.0 - links.loss_rate, size=(r, n)) - 1, 0)
             travel += retries * self._retransmit_s
@@ -267,9 +275,12 @@ class PbftReplyPhase:
         travel[np.arange(r), origins] = others[origins] * sign_s  # own reply: once the others are signed
         arrival = np.where(ok | (mine & executes[None, :]), executed_s[None, :] + travel, np.inf)
         votes = ReplyRound(net, arrival, travel, executed_s.copy(), origins, self.f + 1)
+        origin_l = origins.tolist()
         for value in np.unique(size):  # one Reply size per number of the origin's transactions
             rows = np.flatnonzero(size == value)
-            attempts = (~mine[rows]).sum(axis=0) * executes + retries[rows].sum(axis=0)
+            attempts = (~mine[rows]).sum(axis=0) * executes
+            if retries is not None:
+                attempts = attempts + retries[rows].sum(axis=0)
             delivered = ok[rows].sum(axis=0)
             received = np.zeros(n, dtype=np.int64)
             received[origins[rows]] = ok[rows].sum(axis=1)
@@ -277,14 +288,15 @@ class PbftReplyPhase:
             cost_s = ctx.receive_cost_s(replies[rows[0]])
             need = np.full(len(rows), self.f + 1)
             at, done = quorum_done(arrival[rows], need, np.full(len(rows), -np.inf), cost_s)
+            at_l, done_l, received_l = at.tolist(), done.tolist(), received.tolist()  # Python floats and ints
             for i, row in enumerate(rows.tolist()):
-                if not np.isfinite(at[i]):
+                if not math.isfinite(at_l[i]):
                     continue
-                now_s = float(done[i] - at[i])
-                later_s = max(0.0, float(received[origins[row]]) * cost_s - now_s)
-                origin = int(origins[row])
+                now_s = done_l[i] - at_l[i]
+                origin = origin_l[row]
+                later_s = max(0.0, float(received_l[origin]) * cost_s - now_s)
                 msg = PhaseReply(origin, row, pp.view, block.height, block.block_hash, by_origin[origin], votes, now_s, later_s)
-                net.deliver_at(origin, origin, msg, float(done[i]))
+                net.deliver_at(origin, origin, msg, done_l[i])
         return votes
 
     def _checkpoint_phase(self: Pbft, pp: PrePrepare, links: LinkSnapshot, executed_s: np.ndarray) -> ReplyRound | None:

@@ -30,7 +30,15 @@ from __future__ import annotations
 
 from typing import TYPE_CHECKING, Any
 
-from sim.consensus._pbft_messages import FetchNewView, NewView, PrePrepare, Prepare, PreparedCert, RequestBatch, ViewChange
+from sim.consensus._pbft_messages import (
+    FetchNewView,
+    NewView,
+    Prepare,
+    PreparedCert,
+    PrePrepare,
+    RequestBatch,
+    ViewChange,
+)
 
 if TYPE_CHECKING:
     from sim.consensus.pbft import Pbft
@@ -54,14 +62,13 @@ class PbftViewChange:
         """
         if self.request_due_s is not None or not self.active or self.is_primary:
             return
-        watch = next((tx.tx_id for tx in self.ctx.mempool if tx.tx_id not in self.executed), None)
-        if watch is None:  # the first request in a pre-prepare above what this replica executed
-            first = self.ctx.ledger_height + 1
-            # scan only up to the highest logged sequence number: the log is usually far
-            # shorter than the window, and this runs at every replica for every block
-            top = min(first + self.window, max(self.log, default=0) + 1)
-            pending = (self._slot_txs(s) for s in range(first, top) if s in self.log)
-            watch = next((t for txs in pending for t in txs if t not in self.executed), None)
+        executed, watch = self.executed, None
+        for tx in self.ctx.mempool:
+            if tx.tx_id not in executed:
+                watch = tx.tx_id
+                break
+        else:
+            watch = self._first_logged_request()
         self.watch = watch
         if watch is None:
             return
@@ -72,6 +79,29 @@ class PbftViewChange:
             self.request_timer = None
         if self.request_timer is None:
             self.request_timer = self.ctx.set_timer(timeout_s, "request", None)
+
+    def _first_logged_request(self: Pbft) -> int | None:
+        """The first request in a pre-prepare above what this replica executed (None: none)."""
+        log, executed = self.log, self.executed
+        if not log:
+            return None
+        first = self.ctx.ledger_height + 1
+        # scan the window only up to the highest logged sequence number: the log is usually
+        # far shorter than the window, and this runs at every replica for every block; that
+        # number (O(log) to find) is needed only past a gap, usually never
+        highest: int | None = None
+        for seq in range(first, first + self.window):
+            slot = log.get(seq)
+            if slot is None:
+                if highest is None:
+                    highest = max(log)
+                if seq > highest:
+                    return None
+            elif slot.pp is not None:
+                for tx_id in slot.pp.block.tx_ids:
+                    if tx_id not in executed:
+                        return tx_id
+        return None
 
     def _disarm_request_timer(self: Pbft) -> None:
         """Stop the view-change timer; a pending wake-up stays and finds it disarmed."""
@@ -100,10 +130,6 @@ class PbftViewChange:
             self._arm_request_timer()
         else:
             self._start_view_change(self.view + 1, "request timeout")
-
-    def _slot_txs(self: Pbft, seq: int) -> tuple[int, ...]:
-        pp = self.log[seq].pp
-        return pp.block.tx_ids if pp is not None else ()
 
     def _nudge(self: Pbft, watch: int) -> None:
         """First expiry of the request timer: this origin's clients retransmit what waited
@@ -153,10 +179,15 @@ class PbftViewChange:
         self._view_change_progress()
 
     def _on_view_change(self: Pbft, src: int, vc: ViewChange) -> None:
-        if vc.view == self.view and self.active and self.last_new_view and self.last_new_view.view == vc.view:
-            if self.ctx.now - self.new_view_sent_s.get(src, -1.0) >= self.params.view_change_timeout_s:
-                self.new_view_sent_s[src] = self.ctx.now
-                self.ctx.send(src, self.last_new_view)  # it missed our NEW-VIEW
+        if (
+            vc.view == self.view
+            and self.active
+            and self.last_new_view
+            and self.last_new_view.view == vc.view
+            and self.ctx.now - self.new_view_sent_s.get(src, -1.0) >= self.params.view_change_timeout_s
+        ):
+            self.new_view_sent_s[src] = self.ctx.now
+            self.ctx.send(src, self.last_new_view)  # it missed our NEW-VIEW
         if vc.view < self.view or (vc.view == self.view and self.active):
             return
         self.vc_msgs.setdefault(vc.view, {})[src] = vc

@@ -356,11 +356,15 @@ class Pbft(PbftViewChange, PbftRepair, PbftPhaseMode, PbftReplyPhase, Protocol):
 
     def _check_committed(self, seq: int) -> None:
         slot = self.log[seq]
-        if slot.prepared and not slot.committed and slot.pp is not None:
-            if len(slot.commits.get(slot.pp.digest, ())) >= self.q:
-                slot.committed = True
-                self.max_committed = max(self.max_committed, seq)
-                self._execute_ready()
+        if (
+            slot.prepared
+            and not slot.committed
+            and slot.pp is not None
+            and len(slot.commits.get(slot.pp.digest, ())) >= self.q
+        ):
+            slot.committed = True
+            self.max_committed = max(self.max_committed, seq)
+            self._execute_ready()
 
     def _execute_ready(self) -> None:
         while True:

@@ -103,6 +103,13 @@ class Ledger:
         """Return the block hash at ``height``; height 0 gives ``GENESIS_HASH``."""
         return GENESIS_HASH if height == 0 else self.block_at(height).block_hash
 
+    def holds(self, height: int, block_hash: bytes) -> bool:
+        """True if the block at ``height`` (0: genesis) is on this ledger and has hash ``block_hash``."""
+        if height == 0:
+            return block_hash == GENESIS_HASH
+        blocks = self._blocks
+        return 0 < height <= len(blocks) and blocks[height - 1].block_hash == block_hash
+
     def __len__(self) -> int:
         return len(self._blocks)
 

@@ -5,7 +5,7 @@ from __future__ import annotations
 import hashlib
 from collections.abc import Sequence
 
-__all__ = ["merkle_root", "merkle_proof", "verify_merkle_proof"]
+__all__ = ["merkle_proof", "merkle_root", "verify_merkle_proof"]
 
 EMPTY_ROOT: bytes = hashlib.sha256(b"").digest()
 

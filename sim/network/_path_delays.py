@@ -145,7 +145,7 @@ class PathDelays(NDArrayOperatorsMixin):
         return getattr(ufunc, method)(*args, **kwargs)
 
     @property
-    def T(self) -> np.ndarray:  # noqa: N802 (numpy's name)
+    def T(self) -> np.ndarray:
         """Transpose of the full matrix."""
         return self.full().T
 

@@ -13,6 +13,7 @@ import math
 from collections import Counter
 from collections.abc import Callable, Iterable, Sequence
 from dataclasses import dataclass
+from typing import Any
 
 import numpy as np
 import simpy
@@ -25,6 +26,20 @@ __all__ = ["LinkRule", "Network"]
 
 DeliverFn = Callable[[int, int, Message], None]
 TxDropFn = Callable[[Sequence[int], int, str], None]
+CallLaterFn = Callable[..., None]
+
+
+def _call_later_of(env: simpy.Environment) -> CallLaterFn:
+    """``env.call_later`` (a plain call as one event, see ``CountingEnvironment``), or the
+    same with a Timeout for a bare SimPy environment."""
+    call_later: CallLaterFn | None = getattr(env, "call_later", None)
+    if call_later is not None:
+        return call_later
+
+    def timeout_call(delay_s: float, fn: Callable[..., Any], *args: Any) -> None:
+        env.timeout(delay_s).callbacks.append(lambda _e: fn(*args))
+
+    return timeout_call
 
 
 @dataclass(frozen=True, eq=False)
@@ -93,6 +108,7 @@ class Network:
     ) -> None:
         n = delay_s.shape[0]
         self.env = env
+        self._call_later = _call_later_of(env)
         self.n = n
         #: one-way delays src -> dst, seconds: ``delay_s[src]`` is a row, ``delay_s[src][dst]`` a float
         self.delay_s: np.ndarray | PathDelays = (
@@ -201,8 +217,7 @@ class Network:
         if lost or not self.reachable(src, dst):
             self._drop(src, dst, msg, kind, "lost" if lost else "unreachable")
             return
-        event = self.env.timeout(arrival_s - self.env.now)
-        event.callbacks.append(lambda _e: self._arrive(src, dst, msg, kind, size))
+        self._call_later(arrival_s - self.env.now, self._arrive, src, dst, msg, kind, size)
 
     def _arrive(self, src: int, dst: int, msg: Message, kind: str, size: int) -> None:
         if not self.reachable(src, dst):
@@ -284,16 +299,18 @@ class Network:
     def account_bulk(self, kind: str, size: int, sent: np.ndarray, received: np.ndarray, dropped: np.ndarray) -> None:
         """Count many copies of one message type at once (per node: sent, received, dropped)."""
         for table, counts in ((self.sent, sent), (self.received, received)):
+            values = counts.tolist()  # Python numbers: no numpy scalar per node
             for node in np.flatnonzero(counts).tolist():
-                count = int(counts[node])
+                count = int(values[node])
                 counter = table.get((node, kind))
                 if counter is None:
                     table[(node, kind)] = [count, count * size]
                 else:
                     counter[0] += count
                     counter[1] += count * size
+        lost = dropped.tolist()
         for node in np.flatnonzero(dropped).tolist():
-            self.dropped[(node, kind)] = self.dropped.get((node, kind), 0) + int(dropped[node])
+            self.dropped[(node, kind)] = self.dropped.get((node, kind), 0) + int(lost[node])
 
     # ---------------------------------------------------------- phase mode
 
@@ -308,8 +325,12 @@ class Network:
         For phase mode, whose kernels account messages with :meth:`account_bulk`. The
         message is dropped silently if ``src`` cannot reach ``dst`` at that time.
         """
-        event = self.env.timeout(max(0.0, at_s - self.env.now))
-        event.callbacks.append(lambda _e: self.reachable(src, dst) and self._deliver(src, dst, msg))
+        now = self.env._now
+        self._call_later(at_s - now if at_s > now else 0.0, self._deliver_if_reachable, src, dst, msg)
+
+    def _deliver_if_reachable(self, src: int, dst: int, msg: Message) -> None:
+        if self.up[src] and self.up[dst] and self.group[src] == self.group[dst]:
+            self._deliver(src, dst, msg)
 
     # ------------------------------------------------------------------ totals
 

@@ -137,27 +137,33 @@ def broadcast(
     tx_s = size_bytes * 8.0 / links.bandwidth_bps[senders]
     start_s = np.maximum(np.asarray(ready_s, dtype=float), links.uplink_free_s[senders])
     recv = np.arange(n)[:, None]
-    pos = recv - (recv > senders[None, :])  # receiver j's place in sender i's list of the others
-    arrival = start_s[None, :] + (pos + 1) * tx_s[None, :] + links.delay_s[senders].T + links.extra_delay_s
+    # (pos + 1) * tx_s + start + delay + extra, pos = receiver j's place in sender i's list
+    # of the others: built in place, one (n, s) array (each step the same float operation)
+    arrival = (recv + 1.0) - (recv > senders[None, :])
+    arrival *= tx_s[None, :]
+    arrival += start_s[None, :]
+    arrival += links.delay_s[senders].T
+    arrival += links.extra_delay_s
     rng = network.links_rng
     if links.jitter_s > 0:
         arrival += rng.uniform(0.0, links.jitter_s, size=(n, s))
     ok = (recv != senders[None, :]) & links.up[:, None] & links.up[senders][None, :]
     ok &= links.group[:, None] == links.group[senders][None, :]
-    retries = np.zeros((n, s), dtype=np.int64)
+    retried = np.zeros(s, dtype=np.int64)  # copies sent again, per sender
     if links.loss_rate > 0 and retry_s is None:
         ok &= rng.random((n, s)) >= links.loss_rate
     elif links.loss_rate > 0:
         retries = np.where(ok, rng.geometric(1.0 - links.loss_rate, size=(n, s)) - 1, 0)
         arrival = arrival + retries * retry_s
-    arrival = np.where(ok, arrival, np.inf)
+        retried = retries.sum(axis=0)
+    np.copyto(arrival, np.inf, where=~ok)
     end_s = start_s + (n - 1) * tx_s
     links.uplink_free_s[senders] = end_s
     _reserve_uplinks(network, senders, start_s, end_s)
     sent = np.zeros(n, dtype=np.int64)
-    sent[senders] = n - 1 + retries.sum(axis=0)
+    sent[senders] = n - 1 + retried
     dropped = np.zeros(n, dtype=np.int64)
-    dropped[senders] = (n - 1) - ok.sum(axis=0) + retries.sum(axis=0)
+    dropped[senders] = (n - 1) - ok.sum(axis=0) + retried
     received = ok.sum(axis=1)
     network.account_bulk(kind, size_bytes, sent, received, dropped)
     return Broadcast(arrival, received)
@@ -196,7 +202,8 @@ def quorum_times(arrival_s: np.ndarray, quorum: int | np.ndarray) -> np.ndarray:
     rows = np.flatnonzero((need > 0) & (need <= s))
     if len(rows):
         kth = np.unique(need[rows]) - 1
-        part = np.partition(arrival_s[rows], kth, axis=1)
+        part = arrival_s[rows]  # a copy (fancy index), partitioned in place
+        part.partition(kth, axis=1)
         out[rows] = part[np.arange(len(rows)), need[rows] - 1]
     return out
 
@@ -252,8 +259,10 @@ class PhaseDelivery:
             src: the sender shown to receivers (default: the receiver itself).
         """
         scheduled = 0
-        for j in np.flatnonzero(np.isfinite(at_s)).tolist():
-            self.network.deliver_at(j if src is None else src, j, make_msg(j), float(at_s[j]))
+        times = np.asarray(at_s, dtype=float)
+        deliver_at, when = self.network.deliver_at, times.tolist()
+        for j in np.flatnonzero(np.isfinite(times)).tolist():
+            deliver_at(j if src is None else src, j, make_msg(j), when[j])
             scheduled += 1
         return scheduled
 
@@ -293,19 +302,27 @@ class QuorumRound:
         # copies each receiver gets from confirmed senders: a waiting receiver's quorum
         # time is finite exactly when this reaches its need, so ``decide`` computes
         # order statistics only for receivers that can wake (O(n) per decision, not O(n^2))
-        self._finite = np.isfinite(arrival_s)
+        by_sender = arrival_s.T  # (s, n) view: row c is sender column c's copies; the arrays below store it so
+        self._finite_by_sender = np.isfinite(by_sender, order="C")
         self._have = np.zeros(arrival_s.shape[0], dtype=np.int64)
-        self._copies = self._finite.sum(axis=1)  # copies each receiver gets if every sender sends
+        self._copies = self._finite_by_sender.sum(axis=0)  # copies each receiver gets if every sender sends
         # ... and its quorum time then (``quorum_s``: ``quorum_times(arrival_s, need)``, if known)
         self._full_quorum_s = quorum_times(arrival_s, self.need) if quorum_s is None else quorum_s
+        # confirmed senders whose copy arrives by that time: once a receiver has ``need`` of
+        # them, its quorum time among confirmed senders is that time exactly (at most
+        # need - 1 copies of all arrive earlier), with no order statistic to compute
+        self._early_by_sender = np.less_equal(by_sender, self._full_quorum_s[None, :], order="C")
+        self._early = np.zeros(arrival_s.shape[0], dtype=np.int64)
         #: the quorum time :meth:`check` last found ready (when the receiver's quorum was complete)
         self.ready_quorum_s = -np.inf
 
     def schedule(self, at_s: np.ndarray, make_msg: Callable[[int], Message]) -> None:
         """Deliver ``make_msg(j)`` to each receiver j at ``at_s[j]`` (kept for re-delivery)."""
-        for j in np.flatnonzero(np.isfinite(at_s)).tolist():
-            msg = self.messages[j] = make_msg(j)
-            self.network.deliver_at(j, j, msg, float(at_s[j]))
+        times = np.asarray(at_s, dtype=float)
+        deliver_at, when, messages = self.network.deliver_at, times.tolist(), self.messages
+        for j in np.flatnonzero(np.isfinite(times)).tolist():
+            msg = messages[j] = make_msg(j)
+            deliver_at(j, j, msg, when[j])
 
     def shift_sender(self, column: int, shift_s: float) -> None:
         """Sender ``column``'s copies leave ``shift_s`` later than computed (earlier if < 0)."""
@@ -318,17 +335,21 @@ class QuorumRound:
         k = int(self.need[receiver])
         if k <= 0:
             return -np.inf
-        row = self.arrival_s[receiver, self.sent]
+        row = self.arrival_s[receiver, self.sent]  # a copy (boolean index): partitioned in place
         if len(row) < k:
             return np.inf
-        return float(np.partition(row, k - 1)[k - 1])
+        row.partition(k - 1)
+        return float(row[k - 1])
 
     def check(self, receiver: int, tolerance_s: float = 1e-9) -> str:
         """"ready" if ``receiver`` holds its quorum now; else re-schedules it ("later"),
         parks it until more senders confirm ("waiting"), or gives up ("never")."""
         now = self.network.env.now
-        if self._full_quorum_s is not None and self._have[receiver] == self._copies[receiver]:
-            # every sender confirmed at the computed times: the quorum time is as computed
+        if self._full_quorum_s is not None and (
+            self._early[receiver] >= self.need[receiver] or self._have[receiver] == self._copies[receiver]
+        ):
+            # enough confirmed senders arrive by the computed quorum time (or every sender
+            # confirmed), at the computed times: the quorum time is as computed
             at = float(self._full_quorum_s[receiver])
         else:
             at = self.quorum_time(receiver)
@@ -354,7 +375,8 @@ class QuorumRound:
         self.sent[c] = sends
         if not sends:
             return
-        self._have += self._finite[:, c]
+        self._have += self._finite_by_sender[c]
+        self._early += self._early_by_sender[c]
         if not self.waiting:
             return
         waiting = np.fromiter(self.waiting, dtype=np.int64, count=len(self.waiting))

@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import csv
 import io
+import itertools
 import math
 import types
 from collections.abc import Callable, Mapping
@@ -229,7 +230,7 @@ def build_random_geometric(n: int, params: TopologyParams, rng: np.random.Genera
     graph.add_nodes_from(range(n))
     graph.add_edges_from(zip(cand[close, 0].tolist(), cand[close, 1].tolist()))
     comps = sorted((sorted(c) for c in nx.connected_components(graph)), key=lambda c: c[0])
-    for a, b in zip(comps, comps[1:]):
+    for a, b in itertools.pairwise(comps):
         sub = _distance(pos[a][:, None, :], pos[b][None, :, :])
         i, j = np.unravel_index(int(np.argmin(sub)), sub.shape)
         graph.add_edge(a[i], b[j])

@@ -118,15 +118,15 @@ class NodeContext:
 
     def on_ledger(self, tx_id: int) -> bool:
         """True if a block holding ``tx_id`` has been delivered here (is on this node's ledger)."""
-        return any(self._has(height, block_hash) for height, block_hash in self._node.sim.blocks_holding(tx_id))
+        holds = self._node.ledger.holds
+        for height, block_hash in self._node.sim.blocks_holding(tx_id):
+            if holds(height, block_hash):
+                return True
+        return False
 
     def holds_block(self, block: Block) -> bool:
         """True if ``block`` is on this node's ledger."""
-        return self._has(block.height, block.block_hash)
-
-    def _has(self, height: int, block_hash: bytes) -> bool:
-        ledger = self._node.ledger
-        return height <= ledger.height and ledger.hash_at(height) == block_hash
+        return self._node.ledger.holds(block.height, block.block_hash)
 
     def txs_by_origin(self, block: Block) -> Mapping[int, tuple[int, ...]]:
         """``block``'s transaction ids by origin node, origins in block order (computed once

@@ -31,10 +31,14 @@ class Cpu:
 
     def reserve(self, now_s: float, cost_s: float) -> float:
         """Queue a job of ``cost_s`` seconds requested at ``now_s``; return its completion time."""
-        start_s = max(now_s, self._free_at_s[0])
+        free = self._free_at_s
+        start_s = max(now_s, free[0])
         done_s = start_s + cost_s
         if cost_s > 0:  # a zero-cost job leaves the core as it was (a later job starts no earlier)
-            heapq.heapreplace(self._free_at_s, done_s)
+            if self.cores == 1:
+                free[0] = done_s
+            else:
+                heapq.heapreplace(free, done_s)
         self.busy_s += cost_s
         self.jobs += 1
         return done_s

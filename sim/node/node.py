@@ -87,12 +87,15 @@ class Node:
 
     def _at(self, when_s: float, action: Any, *args: Any) -> None:
         """Run ``action(*args)`` at ``when_s`` if this node is still in the same life."""
-        epoch = self.epoch
-        if when_s <= self.env.now:
+        now = self.env._now
+        if when_s <= now:
             action(*args)
             return
-        event = self.env.timeout(when_s - self.env.now)
-        event.callbacks.append(lambda _e: self.up and self.epoch == epoch and action(*args))
+        self.env.call_later(when_s - now, self._at_fire, self.epoch, action, args)
+
+    def _at_fire(self, epoch: int, action: Any, args: tuple[Any, ...]) -> None:
+        if self.up and self.epoch == epoch:
+            action(*args)
 
     # -------------------------------------------------------------- messages
 
@@ -118,9 +121,10 @@ class Node:
         """A message arrived: verify its signatures and hash it on the CPU, then hand it over."""
         if not self.up:
             return
-        done_s = self.cpu.reserve(self.env.now, self.receive_cost_s(msg))
+        now = self.env._now
+        done_s = self.cpu.reserve(now, self.receive_cost_s(msg))
         handler = self.protocol.on_message if self.sim.block_guard is None else self._guarded
-        if msg.carries_txs and done_s > self.env.now:
+        if msg.carries_txs and done_s > now:
             # Arrived, not yet verified: these transactions are held here (conservation).
             ids = msg.tx_ids()
             self.receiving.update(ids)
@@ -147,9 +151,8 @@ class Node:
     def set_timer(self, delay_s: float, name: str, data: Any) -> Timer:
         if self.clock is not None:  # a skewed clock: delay_s is measured on the local clock
             delay_s = self.clock.real_delay_s(delay_s)
-        timer = Timer(name, data, self.env.now + delay_s, self.epoch)
-        event = self.env.timeout(max(0.0, delay_s))
-        event.callbacks.append(lambda _e: self._fire(timer))
+        timer = Timer(name, data, self.env._now + delay_s, self.epoch)
+        self.env.call_later(max(0.0, delay_s), self._fire, timer)
         return timer
 
     def _fire(self, timer: Timer) -> None:
@@ -171,8 +174,7 @@ class Node:
             self.admit(tx, notify=True)
             return
         self.verifying.add(tx.tx_id)
-        event = self.env.timeout(done_s - self.env.now)
-        event.callbacks.append(lambda _e: self._admit_after_verify(tx, epoch))
+        self.env.call_later(done_s - self.env.now, self._admit_after_verify, tx, epoch)
 
     def _admit_after_verify(self, tx: Transaction, epoch: int) -> None:
         self.verifying.discard(tx.tx_id)
