@@ -94,11 +94,12 @@ def test_a_tendermint_equivocator_does_not_stall_the_height_it_split() -> None:
     assert result.recovery.loc[0, "recover_s"] < 2.0
 
 
+@pytest.mark.parametrize("mode", ["message", "phase"])  # phase mode goes as messages while a node misbehaves
 @pytest.mark.parametrize("byzantine", [0, 3], ids=["node0", "node3"])  # node 0 leads at first (every protocol)
 @pytest.mark.parametrize("behaviour", sorted(BEHAVIOURS))
 @pytest.mark.parametrize("protocol", sorted(FAST))
-def test_one_byzantine_node_of_four_is_safe_and_live_after(protocol: str, behaviour: str, byzantine: int) -> None:
-    result = sim.run(_scenario(protocol, [_window([byzantine], behaviour)]))
+def test_one_byzantine_node_of_four_is_safe_and_live_after(protocol: str, behaviour: str, byzantine: int, mode: str) -> None:
+    result = sim.run(_scenario(protocol, [_window([byzantine], behaviour)], network__mode=mode))
     _assert_safe(result)
     _assert_live_after(result, byzantine)
     detail = result.recovery.loc[0, "detail"]

@@ -157,6 +157,10 @@ class PhaseReply:
     def size_bytes(self) -> int:
         return 0
 
+    def carried_blocks(self) -> tuple[()]:
+        """No blocks (what honest nodes check when Byzantine nodes are about)."""
+        return ()
+
 
 @dataclass(frozen=True, slots=True)
 class PhaseCheckpoint(PhaseReply):
