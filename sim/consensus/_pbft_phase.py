@@ -48,6 +48,14 @@ __all__ = ["PbftPhaseMode"]
 _ROUNDING_S = 1e-12
 
 
+def _split_cost(at_s: np.ndarray, done_s: np.ndarray, total_s: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+    """A stage's CPU seconds per replica: verifying its quorum after the quorum is complete
+    (``done - at``: 0 where it never is) and the rest of its ``total_s``, after it acts."""
+    with np.errstate(invalid="ignore"):  # inf - inf where a replica never gets there
+        now_s = np.where(np.isfinite(at_s), done_s - at_s, 0.0)
+    return now_s, total_s - now_s
+
+
 class PbftPhaseMode:
     """Phase-mode half of :class:`~sim.consensus.pbft.Pbft` (a mixin: it uses Pbft's state)."""
 
@@ -80,25 +88,33 @@ class PbftPhaseMode:
 
         prepare_round = QuorumRound(net, prepares.arrival_s, backups, prepare_need, prepare_q)
         commit_round = QuorumRound(net, commits.arrival_s, senders, commit_need, commit_q)
-        replies = self._reply_phase(pp, links, committed)
+        # CPU seconds each replica spends on a stage's quorum once it is complete (``now``)
+        # and on the stage's other copies after it has acted (``later``)
+        prepare_now_s, prepare_later_s = _split_cost(prepare_at, prepared, prepares.received * cost_s)
+        commit_now_s, commit_later_s = _split_cost(commit_at, committed, commits.received * cost_s)
+        # A prepared replica verifies the prepares beyond its quorum before the commits
+        # queued behind them (FIFO): its commit quorum is verified no earlier than that
+        # backlog plus the quorum's own cost. Waking it then, not at the idle-CPU time,
+        # saves the two events (a CPU wait and a timer) of waking early; the time it acts
+        # at is the same. With zero CPU cost nothing changes.
+        with np.errstate(invalid="ignore"):
+            commit_wake_s = np.maximum(commit_at, prepared + prepare_later_s) + commit_now_s
+        replies = self._reply_phase(pp, links, commit_wake_s)
         checkpoints = None
         if pp.seq % self.params.checkpoint_interval == 0:
-            checkpoints = self._checkpoint_phase(pp, links, committed)
+            checkpoints = self._checkpoint_phase(pp, links, commit_wake_s)
         slot = self.log[pp.seq]
         slot.reply_round, slot.checkpoint_round = replies, checkpoints
         shared = PhaseQuorum("pre-prepare", pp, prepare_round, commit_round, pp_cost_s, 0.0, replies, checkpoints)
         PhaseDelivery(net).deliver(arrival, lambda j: shared, src=me)
-        for stage, votes, at, done, sent in (
-            ("prepared", prepare_round, prepare_at, prepared, prepares),
-            ("committed", commit_round, commit_at, committed, commits),
+        for stage, votes, wake_s, now_s, later_s in (
+            ("prepared", prepare_round, prepared, prepare_now_s, prepare_later_s),
+            ("committed", commit_round, commit_wake_s, commit_now_s, commit_later_s),
         ):
-            with np.errstate(invalid="ignore"):  # inf - inf where a replica never gets there
-                now_s = np.where(np.isfinite(at), done - at, 0.0)
-            later_s = sent.received * cost_s - now_s
             now_l, later_l = now_s.tolist(), later_s.tolist()  # Python floats, as float(now_s[j])
             # woken when the quorum is verified, not when it is complete: one event, not two
             votes.schedule(
-                done,
+                wake_s,
                 lambda j, stage=stage, now_l=now_l, later_l=later_l: PhaseQuorum(
                     stage, pp, prepare_round, commit_round, now_l[j], later_l[j]
                 ),
