@@ -320,7 +320,6 @@ class Simulation:
         for node in self.nodes:
             held.update(node.verifying)
             held.update(tx.tx_id for tx in node.mempool)
-            held.update(node.verifying)
             held.update(tx_id for tx_id, count in node.receiving.items() if count > 0)
             held.update(node.protocol.pending_tx_ids())
             for height in range(node.applied_height + 1, node.ledger.height + 1):
