@@ -75,16 +75,20 @@ class PbftPhaseMode:
         vote = Prepare(pp.view, pp.seq, pp.digest)
         size, cost_s = vote.size_bytes(), ctx.receive_cost_s(vote)
 
-        prepares = broadcast(net, links, backups, has_pp[backups] + sign_s, size, "Prepare", retry_s)
+        # a backup signs its prepare once it holds the pre-prepare, and every replica its
+        # commit once prepared, before it verifies the votes queued behind (FIFO CPU)
+        signed_pp = has_pp + sign_s
+        signed_pp[me] = ctx.now  # the primary signed its pre-prepare (charged above) and sends no prepare
+        prepares = broadcast(net, links, backups, signed_pp[backups], size, "Prepare", retry_s)
         prepare_need = np.full(n, self.q - 1)
         prepare_need[backups] -= 1  # a backup's own prepare counts
         prepare_q = quorum_times(prepares.arrival_s, prepare_need)
-        prepare_at, prepared = quorum_done(prepares.arrival_s, prepare_need, has_pp, cost_s, prepare_q)
+        prepare_at, prepared = quorum_done(prepares.arrival_s, prepare_need, signed_pp, cost_s, prepare_q)
         senders = np.flatnonzero(np.isfinite(prepared))
         commits = broadcast(net, links, senders, prepared[senders] + sign_s, size, "Commit", retry_s)
         commit_need = np.full(n, self.q - 1)  # and its own commit
         commit_q = quorum_times(commits.arrival_s, commit_need)
-        commit_at, committed = quorum_done(commits.arrival_s, commit_need, prepared, cost_s, commit_q)
+        commit_at, committed = quorum_done(commits.arrival_s, commit_need, prepared + sign_s, cost_s, commit_q)
 
         prepare_round = QuorumRound(net, prepares.arrival_s, backups, prepare_need, prepare_q)
         commit_round = QuorumRound(net, commits.arrival_s, senders, commit_need, commit_q)
@@ -98,7 +102,7 @@ class PbftPhaseMode:
         # saves the two events (a CPU wait and a timer) of waking early; the time it acts
         # at is the same. With zero CPU cost nothing changes.
         with np.errstate(invalid="ignore"):
-            commit_wake_s = np.maximum(commit_at, prepared + prepare_later_s) + commit_now_s
+            commit_wake_s = np.maximum(commit_at, prepared + prepare_later_s + sign_s) + commit_now_s
         replies = self._reply_phase(pp, links, commit_wake_s)
         checkpoints = None
         if pp.seq % self.params.checkpoint_interval == 0:
@@ -134,7 +138,7 @@ class PbftPhaseMode:
                 slot.reply_round, slot.checkpoint_round = msg.replies, msg.checkpoints
                 self._arm_request_timer()
             msg.prepares.decide(me, accepted)
-            self.ctx.cpu(msg.cpu_now_s)
+            self.ctx.cpu(msg.cpu_now_s + (self.ctx.sign_s if accepted else 0.0))  # check it, sign the prepare
             return
         slot = self.log.get(pp.seq)
         if not in_view or slot is None or slot.view != self.view or slot.pp is None or slot.pp.digest != pp.digest:
@@ -177,6 +181,7 @@ class PbftPhaseMode:
             return
         if msg.stage == "prepared" and not slot.prepared:
             self._set_prepared(pp.seq, slot, slot.pp)
+            self.ctx.cpu(self.ctx.sign_s)  # signing the commit phase mode sends on its behalf
             msg.commits.decide(self.ctx.node_id, True)
         elif msg.stage == "committed" and slot.prepared and not slot.committed:
             slot.committed = True
