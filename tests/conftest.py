@@ -103,3 +103,19 @@ def jitter_latencies(scenario: Any, mode: str) -> Any:
         network__jitter_s=0.01, protocol__batch_timeout_s=0.0, protocol__max_block_tx=1, workload__rate_tps=10.0,
     )  # fmt: skip
     return sim.run(s).transactions["latency_s"].dropna().to_numpy()
+
+
+def signatures_per_node(scenario: Scenario, n: int, requests: int, until_s: float, sign_s: float = 1e-4) -> list[float]:
+    """Signatures each node made: its CPU seconds over ``sign_s`` in ``scenario`` (where signing
+    is the only CPU cost), with ``requests`` claims injected at random times in [0.5, 5.5] s."""
+    import numpy as np
+
+    from tests.test_pbft import inject
+
+    world = Simulation(scenario)
+    draw = np.random.default_rng(5)
+    for at_s in np.sort(draw.uniform(0.5, 5.5, requests)):
+        inject(world, float(at_s), origin=int(draw.integers(n)))
+    world.run_until(until_s)
+    return [round(node.cpu.busy_s / sign_s, 6) for node in world.nodes]
+

@@ -186,3 +186,21 @@ def test_quorum_round_reads_the_computed_quorum_time_only_when_it_is_exact(
                 assert votes.ready_quorum_s == expected
             else:
                 assert expected == np.inf
+
+
+@pytest.mark.parametrize(("protocol", "until_s"), [("pbft", 8.0), ("hotstuff", 9.0), ("tendermint", 12.0)])
+def test_phase_mode_signs_what_message_mode_signs(protocol: str, until_s: float) -> None:
+    # with signing the only CPU cost, each node's CPU seconds count its signatures
+    # (proposals, votes, replies, checkpoints): phase mode charges every one message mode does
+    import importlib
+
+    from tests.conftest import signatures_per_node
+
+    scenario = importlib.import_module(f"tests.test_{protocol}_phase").scenario
+    signed = {
+        mode: signatures_per_node(scenario(mode, 7, network__bandwidth_bps=1e30, workload__rate_tps=0.0,
+                                           node__sign_s=1e-4), 7, requests=60, until_s=until_s)
+        for mode in ("message", "phase")
+    }  # fmt: skip
+    assert signed["message"] == signed["phase"] and min(signed["phase"]) > 20
+
