@@ -223,5 +223,3 @@ def test_a_late_vote_is_delayed_only_past_its_busy_uplink() -> None:
     votes = round_()
     votes.decide(0, 0.4)  # past its uplink: 0.1 s after the assumed departure at 0.3
     assert votes.arrival_s[0] == pytest.approx(0.45)
-
-

@@ -145,5 +145,3 @@ def test_proposer_crash_in_phase_mode_progresses_in_a_later_round() -> None:
     rounds = result.consensus
     later = rounds[(rounds["kind"] == "round_started") & (rounds["round"] > 0)]
     assert len(later) > 0  # heights whose round-0 proposer is down needed a later round
-
-
