@@ -29,14 +29,7 @@ from typing import TYPE_CHECKING, Any
 import numpy as np
 
 from sim.consensus._pbft_messages import PhaseQuorum, Prepare, PrePrepare
-from sim.network.phase import (
-    LinkSnapshot,
-    PhaseDelivery,
-    QuorumRound,
-    broadcast,
-    quorum_done,
-    quorum_times,
-)
+from sim.network.phase import LinkSnapshot, PhaseDelivery, QuorumRound, broadcast, quorum_done, quorum_times
 
 if TYPE_CHECKING:
     from sim.consensus.pbft import Pbft

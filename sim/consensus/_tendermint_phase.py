@@ -44,14 +44,7 @@ import numpy as np
 
 from sim.consensus._tendermint_messages import Precommit, Prevote, Proposal, Vote
 from sim.consensus.base import Message
-from sim.network.phase import (
-    LinkSnapshot,
-    PhaseDelivery,
-    QuorumRound,
-    broadcast,
-    quorum_done,
-    quorum_times,
-)
+from sim.network.phase import LinkSnapshot, PhaseDelivery, QuorumRound, broadcast, quorum_done, quorum_times
 
 if TYPE_CHECKING:
     from sim.consensus.tendermint import Tendermint
