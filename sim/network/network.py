@@ -329,7 +329,7 @@ class Network:
         self._call_later(at_s - now if at_s > now else 0.0, self._deliver_if_reachable, src, dst, msg)
 
     def _deliver_if_reachable(self, src: int, dst: int, msg: Message) -> None:
-        if self.up[src] and self.up[dst] and self.group[src] == self.group[dst]:
+        if self.reachable(src, dst):
             self._deliver(src, dst, msg)
 
     # ------------------------------------------------------------------ totals
