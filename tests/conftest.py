@@ -4,6 +4,7 @@ from __future__ import annotations
 
 from typing import Any
 
+import numpy as np
 import pytest
 
 from sim.config import Scenario, parse_scenario
@@ -108,8 +109,6 @@ def jitter_latencies(scenario: Any, mode: str) -> Any:
 def signatures_per_node(scenario: Scenario, n: int, requests: int, until_s: float, sign_s: float = 1e-4) -> list[float]:
     """Signatures each node made: its CPU seconds over ``sign_s`` in ``scenario`` (where signing
     is the only CPU cost), with ``requests`` claims injected at random times in [0.5, 5.5] s."""
-    import numpy as np
-
     from tests.test_pbft import inject
 
     world = Simulation(scenario)
