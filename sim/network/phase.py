@@ -318,11 +318,13 @@ class QuorumRound:
 
     def schedule(self, at_s: np.ndarray, make_msg: Callable[[int], Message]) -> None:
         """Deliver ``make_msg(j)`` to each receiver j at ``at_s[j]`` (kept for re-delivery)."""
-        times = np.asarray(at_s, dtype=float)
-        deliver_at, when, messages = self.network.deliver_at, times.tolist(), self.messages
-        for j in np.flatnonzero(np.isfinite(times)).tolist():
+        messages = self.messages
+
+        def kept(j: int) -> Message:
             msg = messages[j] = make_msg(j)
-            deliver_at(j, j, msg, when[j])
+            return msg
+
+        PhaseDelivery(self.network).deliver(at_s, kept)
 
     def shift_sender(self, column: int, shift_s: float) -> None:
         """Sender ``column``'s copies leave ``shift_s`` later than computed (earlier if < 0)."""
